@@ -1,0 +1,62 @@
+// The one thread pool: Dispatch's, at most one worker per core. Kernels split rows or
+// elements into contiguous chunks; nothing above the kernels spawns threads.
+import Dispatch
+import Foundation
+import COpenBLAS
+
+public enum Threads {
+    /// Workers used by Tessera's own kernels and by OpenBLAS; `TESSERA_THREADS` overrides.
+    public static let count: Int = {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if let text = ProcessInfo.processInfo.environment["TESSERA_THREADS"], let n = Int(text), n > 0 {
+            return n
+        }
+        return max(1, cores)
+    }()
+
+    /// Runs `body` over contiguous chunks of `0..<count`, in parallel when there is enough
+    /// work: each chunk holds at least `minimumChunk` items. Chunks never overlap, so a body
+    /// that writes only inside its own range needs no locks.
+    public static func parallelFor(
+        _ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void
+    ) {
+        let tasks = min(Threads.count, count / max(1, minimumChunk))
+        if tasks <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        run(count, tasks: tasks, body)
+    }
+
+    /// As `parallelFor`, for bodies that call BLAS: OpenBLAS runs single-threaded inside, so
+    /// its threads and ours never oversubscribe the cores.
+    public static func parallelForCallingBLAS(
+        _ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void
+    ) {
+        let tasks = min(Threads.count, count / max(1, minimumChunk))
+        if tasks <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let blasThreads = Int(openblas_get_num_threads())
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(blasThreads)) }
+        run(count, tasks: tasks, body)
+    }
+
+    private static func run(_ count: Int, tasks: Int, _ body: (Range<Int>) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            // The chunks are disjoint and the call returns only when all have run, which is
+            // the guarantee Sendable would otherwise have to give.
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                shared.value(count * t / tasks..<count * (t + 1) / tasks)
+            }
+        }
+    }
+}
+
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

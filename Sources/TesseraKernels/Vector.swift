@@ -1,0 +1,104 @@
+// SIMD building blocks for the kernels: unaligned 16-lane loads and stores, the reductions
+// (sum, dot, max, sum of squares) that only vectorise when written with SIMD types, and a
+// branch-free exp that LLVM vectorises inside plain element loops.
+
+/// Sixteen float lanes: one AVX-512 register, or two AVX2 registers on an x86-64-v3 build.
+public typealias Vec16 = SIMD16<Float>
+
+@inline(__always)
+func load16(_ p: UnsafePointer<Float>) -> Vec16 {
+    UnsafeRawPointer(p).loadUnaligned(as: Vec16.self)
+}
+
+@inline(__always)
+func store16(_ v: Vec16, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec16.self)
+}
+
+/// Loads the first `count` (< 16) floats and fills the other lanes with `fill`.
+@inline(__always)
+func loadPartial16(_ p: UnsafePointer<Float>, _ count: Int, fill: Float = 0) -> Vec16 {
+    var v = Vec16(repeating: fill)
+    for i in 0..<count { v[i] = p[i] }
+    return v
+}
+
+/// Σ x[i].
+public func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc0 = Vec16(), acc1 = Vec16()
+    var i = 0
+    while i + 32 <= count {
+        acc0 += load16(x + i)
+        acc1 += load16(x + i + 16)
+        i += 32
+    }
+    while i + 16 <= count { acc0 += load16(x + i); i += 16 }
+    acc0 += loadPartial16(x + i, count - i)
+    return (acc0 + acc1).sum()
+}
+
+/// Σ x[i]·y[i].
+public func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc0 = Vec16(), acc1 = Vec16()
+    var i = 0
+    while i + 32 <= count {
+        acc0 += load16(x + i) * load16(y + i)
+        acc1 += load16(x + i + 16) * load16(y + i + 16)
+        i += 32
+    }
+    while i + 16 <= count { acc0 += load16(x + i) * load16(y + i); i += 16 }
+    acc0 += loadPartial16(x + i, count - i) * loadPartial16(y + i, count - i)
+    return (acc0 + acc1).sum()
+}
+
+/// Σ (x[i] − center)².
+public func sumOfSquares(_ x: UnsafePointer<Float>, _ count: Int, center: Float = 0) -> Float {
+    let c = Vec16(repeating: center)
+    var acc0 = Vec16(), acc1 = Vec16()
+    var i = 0
+    while i + 32 <= count {
+        let d0 = load16(x + i) - c, d1 = load16(x + i + 16) - c
+        acc0 += d0 * d0
+        acc1 += d1 * d1
+        i += 32
+    }
+    while i + 16 <= count { let d = load16(x + i) - c; acc0 += d * d; i += 16 }
+    let d = loadPartial16(x + i, count - i, fill: center) - c
+    acc0 += d * d
+    return (acc0 + acc1).sum()
+}
+
+/// max x[i]; −∞ for an empty range.
+public func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc = Vec16(repeating: -.infinity)
+    var i = 0
+    while i + 16 <= count {
+        acc = acc.replacing(with: load16(x + i), where: load16(x + i) .> acc)
+        i += 16
+    }
+    let tail = loadPartial16(x + i, count - i, fill: -.infinity)
+    acc = acc.replacing(with: tail, where: tail .> acc)
+    return acc.max()
+}
+
+/// e^x to about 2 ulp for x in [−87, 88] (clamped outside), with no libm call so that element
+/// loops around it vectorise. Cody–Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, then a
+/// degree-6 Taylor polynomial for e^r (truncation error below 2e-7) and 2^n from the bits.
+@inline(__always)
+public func fastExp(_ x: Float) -> Float {
+    let x = Swift.min(Swift.max(x, -87.0), 88.0)
+    let roundingShift: Float = 12_582_912  // 1.5·2^23: adding it rounds to an integer
+    let shifted = x * 1.442_695_04 + roundingShift
+    let n = shifted - roundingShift
+    let r = (x - n * 0.693_145_75) - n * 1.428_606_8e-6
+    var p: Float = 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let k = Int32(bitPattern: shifted.bitPattern) &- Int32(bitPattern: roundingShift.bitPattern)
+    let twoToN = Float(bitPattern: UInt32(bitPattern: (k &+ 127) &<< 23))
+    return p * twoToN
+}

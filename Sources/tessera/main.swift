@@ -1,0 +1,3 @@
+import TesseraKernels
+BLASRuntime.relaunchWithFastCoreIfNeeded()
+print(BLASRuntime.coreName)
