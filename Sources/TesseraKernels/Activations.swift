@@ -15,7 +15,7 @@ public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer
     Threads.parallelFor(count, minimumChunk: elementwiseChunk) { range in
         for i in range {
             let x = inp[i]
-            let u = geluScale * (x + geluCubic * x * x * x)
+            let u = geluScale * x * Float(1).addingProduct(geluCubic, x * x)
             out[i] = x / (1 + fastExp(-2 * u))
         }
     }
@@ -27,11 +27,11 @@ public func geluBackward(
 ) {
     Threads.parallelFor(count, minimumChunk: elementwiseChunk) { range in
         for i in range {
-            let x = inp[i]
-            let u = geluScale * (x + geluCubic * x * x * x)
+            let x = inp[i], x2 = x * x
+            let u = geluScale * x * Float(1).addingProduct(geluCubic, x2)
             let s = 1 / (1 + fastExp(-2 * u))  // σ(2u)
-            let du = geluScale * (1 + 3 * geluCubic * x * x)
-            dinp[i] += dout[i] * (s + x * 2 * s * (1 - s) * du)
+            let du = geluScale * Float(1).addingProduct(3 * geluCubic, x2)
+            dinp[i] = dinp[i].addingProduct(dout[i], s.addingProduct(x * 2 * s * (1 - s), du))
         }
     }
 }

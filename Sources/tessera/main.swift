@@ -1,3 +1,6 @@
+// Entry point: first make sure OpenBLAS runs its fastest kernels (which may re-execute the
+// process once, before anything else happens), then hand over to the command parser.
 import TesseraKernels
+
 BLASRuntime.relaunchWithFastCoreIfNeeded()
-print(BLASRuntime.coreName)
+Tessera.main()
