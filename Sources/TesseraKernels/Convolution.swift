@@ -1,7 +1,8 @@
 // 2-D convolution and transposed convolution as im2col + GEMM, NCHW layout, square kernels,
 // and nearest-neighbour upsampling. The transposed convolution is the adjoint of the
 // convolution with the same geometry, so both share im2col/col2im. The caller provides the
-// column scratch (`ConvGeometry.columnsCount` floats); backward passes ADD into gradients.
+// column scratch (`ConvGeometry.columnsCount` floats); backward passes ADD into gradients,
+// and skip any gradient passed as nil.
 
 /// The geometry of one convolution, described from its image side: a convolution reads an
 /// image (channels, height, width) and writes a grid; a transposed convolution reads the
@@ -105,8 +106,8 @@ public func conv2dForward(
 }
 
 public func conv2dBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // (B, Cin, H, W)
-    _ dweight: UnsafeMutablePointer<Float>,  // (Cout, Cin, K, K)
+    _ dinp: UnsafeMutablePointer<Float>?,     // (B, Cin, H, W)
+    _ dweight: UnsafeMutablePointer<Float>?,  // (Cout, Cin, K, K)
     _ dbias: UnsafeMutablePointer<Float>?,   // (Cout)
     _ dout: UnsafePointer<Float>,            // (B, Cout, gh, gw)
     _ inp: UnsafePointer<Float>,             // (B, Cin, H, W)
@@ -116,19 +117,22 @@ public func conv2dBackward(
 ) {
     let gridSize = g.gridHeight * g.gridWidth
     for b in 0..<batch {
-        let image = inp + b * g.imageSize, dimage = dinp + b * g.imageSize
+        let image = inp + b * g.imageSize
         let dy = dout + b * outChannels * gridSize
-        if g.isPointwise {
-            gemm(transposeB: true, m: outChannels, n: g.columnRows, k: gridSize, a: dy, b: image, beta: 1, c: dweight)
-            gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, beta: 1, c: dimage)
-            continue
+        if let dweight {  // dW (Cout, CKK) += dy (Cout, gh·gw) · colsᵀ
+            let cols: UnsafePointer<Float>
+            if g.isPointwise { cols = image } else { im2col(columns, image, g); cols = UnsafePointer(columns) }
+            gemm(transposeB: true, m: outChannels, n: g.columnRows, k: gridSize, a: dy, b: cols, beta: 1, c: dweight)
         }
-        im2col(columns, image, g)
-        // dW (Cout, CKK) += dy (Cout, gh·gw) · colsᵀ
-        gemm(transposeB: true, m: outChannels, n: g.columnRows, k: gridSize, a: dy, b: columns, beta: 1, c: dweight)
-        // dcols (CKK, gh·gw) = Wᵀ · dy, then scattered back onto the image
-        gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, c: columns)
-        col2im(dimage, columns, g)
+        if let dinp {  // dcols (CKK, gh·gw) = Wᵀ · dy, scattered back onto the image
+            let dimage = dinp + b * g.imageSize
+            if g.isPointwise {
+                gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, beta: 1, c: dimage)
+            } else {
+                gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, c: columns)
+                col2im(dimage, columns, g)
+            }
+        }
     }
     if let dbias { channelBiasBackward(dbias, dout, batch: batch, channels: outChannels, spatial: gridSize) }
 }
@@ -160,8 +164,8 @@ public func convTranspose2dForward(
 }
 
 public func convTranspose2dBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // (B, Cin, gh, gw)
-    _ dweight: UnsafeMutablePointer<Float>,  // (Cin, Cout, K, K)
+    _ dinp: UnsafeMutablePointer<Float>?,     // (B, Cin, gh, gw)
+    _ dweight: UnsafeMutablePointer<Float>?,  // (Cin, Cout, K, K)
     _ dbias: UnsafeMutablePointer<Float>?,   // (Cout)
     _ dout: UnsafePointer<Float>,            // (B, Cout, H, W)
     _ inp: UnsafePointer<Float>,             // (B, Cin, gh, gw)
@@ -171,14 +175,16 @@ public func convTranspose2dBackward(
 ) {
     let gridSize = g.gridHeight * g.gridWidth
     for b in 0..<batch {
-        let x = inp + b * inChannels * gridSize, dx = dinp + b * inChannels * gridSize
+        let x = inp + b * inChannels * gridSize
         let dimage = dout + b * g.imageSize
         let cols: UnsafePointer<Float>
         if g.isPointwise { cols = dimage } else { im2col(columns, dimage, g); cols = UnsafePointer(columns) }
-        // dx (Cin, gh·gw) += W (Cin, Cout·K·K) · cols
-        gemm(m: inChannels, n: gridSize, k: g.columnRows, a: weight, b: cols, beta: 1, c: dx)
-        // dW (Cin, Cout·K·K) += x (Cin, gh·gw) · colsᵀ
-        gemm(transposeB: true, m: inChannels, n: g.columnRows, k: gridSize, a: x, b: cols, beta: 1, c: dweight)
+        if let dinp {  // dx (Cin, gh·gw) += W (Cin, Cout·K·K) · cols
+            gemm(m: inChannels, n: gridSize, k: g.columnRows, a: weight, b: cols, beta: 1, c: dinp + b * inChannels * gridSize)
+        }
+        if let dweight {  // dW (Cin, Cout·K·K) += x (Cin, gh·gw) · colsᵀ
+            gemm(transposeB: true, m: inChannels, n: g.columnRows, k: gridSize, a: x, b: cols, beta: 1, c: dweight)
+        }
     }
     if let dbias {
         channelBiasBackward(dbias, dout, batch: batch, channels: g.channels, spatial: g.height * g.width)

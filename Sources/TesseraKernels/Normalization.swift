@@ -1,6 +1,6 @@
 // Layer norm over the last dimension (Ba et al. 2016) and group norm over channel groups of
 // an NCHW tensor (Wu & He 2018). Forward saves the mean and 1/σ per normalised group; the
-// backward reuses them. Backward ADDS into dinp, dweight and dbias.
+// backward reuses them. Backward ADDS into dinp, dweight and dbias; a nil gradient is skipped.
 
 /// Σ a[i]·b[i]·(x[i] − center), the reduction both norms' backward passes need.
 @inline(__always)
@@ -45,9 +45,9 @@ public func layerNormForward(
 }
 
 public func layerNormBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // (rows, C)
-    _ dweight: UnsafeMutablePointer<Float>,  // (C)
-    _ dbias: UnsafeMutablePointer<Float>,    // (C)
+    _ dinp: UnsafeMutablePointer<Float>?,     // (rows, C)
+    _ dweight: UnsafeMutablePointer<Float>?,  // (C)
+    _ dbias: UnsafeMutablePointer<Float>?,    // (C)
     _ dout: UnsafePointer<Float>,            // (rows, C)
     _ inp: UnsafePointer<Float>,             // (rows, C)
     _ weight: UnsafePointer<Float>,          // (C)
@@ -56,28 +56,29 @@ public func layerNormBackward(
     rows: Int, channels: Int
 ) {
     let inverseC = 1 / Float(channels)
-    Threads.parallelFor(rows, minimumChunk: max(1, elementwiseChunk / max(1, channels))) { range in
-        for r in range {
-            let x = inp + r * channels, dy = dout + r * channels, dx = dinp + r * channels
-            let m = mean[r], s = rstd[r]
-            // With n = (x − m)·s and g = w·dy: dx = s·(g − mean(g) − n·mean(g·n)).
-            let meanG = dot(weight, dy, channels) * inverseC
-            let meanGN = productDeviationSum(weight, dy, x, center: m, channels) * s * inverseC
-            for c in 0..<channels {
-                let n = (x[c] - m) * s
-                dx[c] += (weight[c] * dy[c] - meanG - n * meanGN) * s
+    if let dinp {
+        Threads.parallelFor(rows, minimumChunk: max(1, elementwiseChunk / max(1, channels))) { range in
+            for r in range {
+                let x = inp + r * channels, dy = dout + r * channels, dx = dinp + r * channels
+                let m = mean[r], s = rstd[r]
+                // With n = (x − m)·s and g = w·dy: dx = s·(g − mean(g) − n·mean(g·n)).
+                let meanG = dot(weight, dy, channels) * inverseC
+                let meanGN = productDeviationSum(weight, dy, x, center: m, channels) * s * inverseC
+                for c in 0..<channels {
+                    let n = (x[c] - m) * s
+                    dx[c] += (weight[c] * dy[c] - meanG - n * meanGN) * s
+                }
             }
         }
     }
+    if dweight == nil && dbias == nil { return }
     // Parameter gradients sum over rows; threads split the channels instead.
     Threads.parallelFor(channels, minimumChunk: 64) { range in
         for r in 0..<rows {
             let x = inp + r * channels, dy = dout + r * channels
             let m = mean[r], s = rstd[r]
-            for c in range {
-                dweight[c] += dy[c] * (x[c] - m) * s
-                dbias[c] += dy[c]
-            }
+            if let dweight { for c in range { dweight[c] += dy[c] * (x[c] - m) * s } }
+            if let dbias { for c in range { dbias[c] += dy[c] } }
         }
     }
 }
@@ -113,9 +114,9 @@ public func groupNormForward(
 }
 
 public func groupNormBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // (B, C, S)
-    _ dweight: UnsafeMutablePointer<Float>,  // (C)
-    _ dbias: UnsafeMutablePointer<Float>,    // (C)
+    _ dinp: UnsafeMutablePointer<Float>?,     // (B, C, S)
+    _ dweight: UnsafeMutablePointer<Float>?,  // (C)
+    _ dbias: UnsafeMutablePointer<Float>?,    // (C)
     _ dout: UnsafePointer<Float>,            // (B, C, S)
     _ inp: UnsafePointer<Float>,             // (B, C, S)
     _ weight: UnsafePointer<Float>,          // (C)
@@ -125,28 +126,31 @@ public func groupNormBackward(
 ) {
     let perGroup = channels / groups, blockSize = perGroup * spatial
     let inverseN = 1 / Float(blockSize)
-    Threads.parallelFor(batch * groups) { range in
-        for block in range {
-            let x = inp + block * blockSize, dy = dout + block * blockSize, dx = dinp + block * blockSize
-            let m = mean[block], s = rstd[block]
-            let firstChannel = (block % groups) * perGroup
-            var sumG: Float = 0, sumGN: Float = 0
-            for j in 0..<perGroup {
-                let w = weight[firstChannel + j]
-                sumG += w * sum(dy + j * spatial, spatial)
-                sumGN += w * s * dotDeviation(dy + j * spatial, x + j * spatial, center: m, spatial)
-            }
-            let meanG = sumG * inverseN, meanGN = sumGN * inverseN
-            for j in 0..<perGroup {
-                let w = weight[firstChannel + j]
-                let xc = x + j * spatial, dyc = dy + j * spatial, dxc = dx + j * spatial
-                for i in 0..<spatial {
-                    let n = (xc[i] - m) * s
-                    dxc[i] += (w * dyc[i] - meanG - n * meanGN) * s
+    if let dinp {
+        Threads.parallelFor(batch * groups) { range in
+            for block in range {
+                let x = inp + block * blockSize, dy = dout + block * blockSize, dx = dinp + block * blockSize
+                let m = mean[block], s = rstd[block]
+                let firstChannel = (block % groups) * perGroup
+                var sumG: Float = 0, sumGN: Float = 0
+                for j in 0..<perGroup {
+                    let w = weight[firstChannel + j]
+                    sumG += w * sum(dy + j * spatial, spatial)
+                    sumGN += w * s * dotDeviation(dy + j * spatial, x + j * spatial, center: m, spatial)
+                }
+                let meanG = sumG * inverseN, meanGN = sumGN * inverseN
+                for j in 0..<perGroup {
+                    let w = weight[firstChannel + j]
+                    let xc = x + j * spatial, dyc = dy + j * spatial, dxc = dx + j * spatial
+                    for i in 0..<spatial {
+                        let n = (xc[i] - m) * s
+                        dxc[i] += (w * dyc[i] - meanG - n * meanGN) * s
+                    }
                 }
             }
         }
     }
+    if dweight == nil && dbias == nil { return }
     Threads.parallelFor(channels) { range in
         for c in range {
             let g = c / perGroup
@@ -154,11 +158,11 @@ public func groupNormBackward(
             for b in 0..<batch {
                 let offset = (b * channels + c) * spatial
                 let m = mean[b * groups + g], s = rstd[b * groups + g]
-                dw += s * dotDeviation(dout + offset, inp + offset, center: m, spatial)
-                db += sum(dout + offset, spatial)
+                if dweight != nil { dw += s * dotDeviation(dout + offset, inp + offset, center: m, spatial) }
+                if dbias != nil { db += sum(dout + offset, spatial) }
             }
-            dweight[c] += dw
-            dbias[c] += db
+            dweight?[c] += dw
+            dbias?[c] += db
         }
     }
 }

@@ -17,9 +17,9 @@ extension Tape {
                           batch: batch, outChannels: outChannels, geometry: g)
         }
         record(out) {
-            let dx = x.requiresGrad ? x.grad : Tensor(shape: x.shape).data
-            let dw = weight.requiresGrad ? weight.grad : Tensor(shape: weight.shape).data
-            let db = bias.map { $0.requiresGrad ? $0.grad : Tensor(shape: $0.shape).data }
+            let dx = x.gradIfRequired
+            let dw = weight.gradIfRequired
+            let db = bias?.gradIfRequired
             self.withColumns(g) { columns in
                 conv2dBackward(dx, dw, db, out.grad, x.data, weight.data, columns,
                                batch: batch, outChannels: outChannels, geometry: g)
@@ -45,9 +45,9 @@ extension Tape {
                                    batch: batch, inChannels: inChannels, geometry: g)
         }
         record(out) {
-            let dx = x.requiresGrad ? x.grad : Tensor(shape: x.shape).data
-            let dw = weight.requiresGrad ? weight.grad : Tensor(shape: weight.shape).data
-            let db = bias.map { $0.requiresGrad ? $0.grad : Tensor(shape: $0.shape).data }
+            let dx = x.gradIfRequired
+            let dw = weight.gradIfRequired
+            let db = bias?.gradIfRequired
             self.withColumns(g) { columns in
                 convTranspose2dBackward(dx, dw, db, out.grad, x.data, weight.data, columns,
                                         batch: batch, inChannels: inChannels, geometry: g)

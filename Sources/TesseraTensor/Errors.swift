@@ -2,7 +2,7 @@
 // one) and what is wrong with it.
 import Foundation
 
-public struct TesseraError: Error, CustomStringConvertible, LocalizedError {
+public struct TesseraError: Error, Equatable, CustomStringConvertible, LocalizedError {
     public let path: String?
     public let problem: String
 

@@ -42,10 +42,9 @@ extension Tape {
         layerNormForward(out.data, mean.data, rstd.data, x.data, weight.data, bias.data,
                          rows: rows, channels: channels, epsilon: epsilon)
         record(out) {
-            // The kernel writes all three gradients; ones nobody asked for land in scratch.
-            let dx = x.requiresGrad ? x.grad : Tensor(shape: x.shape).data
-            let dw = weight.requiresGrad ? weight.grad : Tensor(shape: [channels]).data
-            let db = bias.requiresGrad ? bias.grad : Tensor(shape: [channels]).data
+            let dx = x.gradIfRequired
+            let dw = weight.gradIfRequired
+            let db = bias.gradIfRequired
             layerNormBackward(dx, dw, db, out.grad, x.data, weight.data, mean.data, rstd.data,
                               rows: rows, channels: channels)
         }
@@ -63,9 +62,9 @@ extension Tape {
         groupNormForward(out.data, mean.data, rstd.data, x.data, weight.data, bias.data,
                          batch: batch, channels: channels, spatial: spatial, groups: groups, epsilon: epsilon)
         record(out) {
-            let dx = x.requiresGrad ? x.grad : Tensor(shape: x.shape).data
-            let dw = weight.requiresGrad ? weight.grad : Tensor(shape: [channels]).data
-            let db = bias.requiresGrad ? bias.grad : Tensor(shape: [channels]).data
+            let dx = x.gradIfRequired
+            let dw = weight.gradIfRequired
+            let db = bias.gradIfRequired
             groupNormBackward(dx, dw, db, out.grad, x.data, weight.data, mean.data, rstd.data,
                               batch: batch, channels: channels, spatial: spatial, groups: groups)
         }

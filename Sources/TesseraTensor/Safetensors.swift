@@ -129,7 +129,7 @@ public struct SafetensorsFile {
     private static func integers(_ values: [Any]) -> [Int]? {
         var result: [Int] = []
         for value in values {
-            guard !(value is Bool), let integer = value as? Int, integer >= 0 else { return nil }
+            guard let integer = value as? Int, integer >= 0 else { return nil }
             result.append(integer)
         }
         return result

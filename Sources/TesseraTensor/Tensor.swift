@@ -80,6 +80,9 @@ public final class Tensor {
 
     public var hasGrad: Bool { gradientStorage != nil }
 
+    /// The gradient buffer when this tensor needs one, else nil (backward kernels skip it).
+    public var gradIfRequired: UnsafeMutablePointer<Float>? { requiresGrad ? grad : nil }
+
     public func zeroGrad() {
         gradientStorage?.pointer.update(repeating: 0, count: count)
     }
