@@ -47,7 +47,7 @@ public func batchedGemm(
     }
     // Below about 128³ multiply-adds OpenBLAS gains little from a second thread per product.
     if m * n * k < 128 * 128 * 128 {
-        Threads.parallelForCallingBLAS(count) { range in range.forEach(product) }
+        Threads.parallelFor(count, callsBLAS: true) { range in range.forEach(product) }
     } else {
         (0..<count).forEach(product)
     }

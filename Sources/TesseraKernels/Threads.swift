@@ -16,32 +16,24 @@ public enum Threads {
 
     /// Runs `body` over contiguous chunks of `0..<count`, in parallel when there is enough
     /// work: each chunk holds at least `minimumChunk` items. Chunks never overlap, so a body
-    /// that writes only inside its own range needs no locks.
+    /// that writes only inside its own range needs no locks. Bodies that call BLAS say so:
+    /// OpenBLAS then runs single-threaded inside, so its threads and ours never oversubscribe.
     public static func parallelFor(
-        _ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void
+        _ count: Int, minimumChunk: Int = 1, callsBLAS: Bool = false, _ body: (Range<Int>) -> Void
     ) {
         let tasks = min(Threads.count, count / max(1, minimumChunk))
         if tasks <= 1 {
             if count > 0 { body(0..<count) }
             return
         }
-        run(count, tasks: tasks, body)
-    }
-
-    /// As `parallelFor`, for bodies that call BLAS: OpenBLAS runs single-threaded inside, so
-    /// its threads and ours never oversubscribe the cores.
-    public static func parallelForCallingBLAS(
-        _ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void
-    ) {
-        let tasks = min(Threads.count, count / max(1, minimumChunk))
-        if tasks <= 1 {
-            if count > 0 { body(0..<count) }
-            return
+        if callsBLAS {
+            let blasThreads = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+            defer { openblas_set_num_threads(blasThreads) }
+            run(count, tasks: tasks, body)
+        } else {
+            run(count, tasks: tasks, body)
         }
-        let blasThreads = Int(openblas_get_num_threads())
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(blasThreads)) }
-        run(count, tasks: tasks, body)
     }
 
     private static func run(_ count: Int, tasks: Int, _ body: (Range<Int>) -> Void) {
