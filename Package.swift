@@ -27,17 +27,21 @@ let package = Package(
             name: "CPNG", pkgConfig: "libpng16",
             providers: [.apt(["libpng-dev", "zlib1g-dev"])]),
         .target(name: "TesseraKernels", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
-        .target(name: "TesseraTensor", dependencies: ["TesseraKernels"], swiftSettings: fastMath),
+        .target(name: "TesseraAttention", dependencies: ["TesseraKernels"], swiftSettings: fastMath),
+        .target(name: "TesseraTensor", dependencies: ["TesseraKernels", "TesseraAttention"], swiftSettings: fastMath),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "TesseraKernels", "TesseraTensor",
+                "TesseraKernels", "TesseraAttention", "TesseraTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
         .target(name: "TesseraTestSupport", dependencies: ["TesseraKernels", "TesseraTensor"]),
         .testTarget(
             name: "TesseraKernelsTests", dependencies: ["TesseraKernels", "TesseraTestSupport"]),
+        .testTarget(
+            name: "TesseraAttentionTests",
+            dependencies: ["TesseraAttention", "TesseraTensor", "TesseraTestSupport"]),
         .testTarget(
             name: "TesseraTensorTests", dependencies: ["TesseraTensor", "TesseraTestSupport"]),
         .testTarget(name: "TesseraCLITests", dependencies: ["tessera"]),

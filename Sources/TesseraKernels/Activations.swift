@@ -181,3 +181,34 @@ public func addScalar(_ y: UnsafeMutablePointer<Float>, _ value: Float, _ count:
         for i in range { y[i] += value }
     }
 }
+
+// MARK: Swapping the middle two axes, (A, B, C, D) → (A, C, B, D)
+// Splits (B, T, NH·HS) into heads (B, NH, T, HS) and merges them back.
+
+public func swapMiddleAxesForward(
+    _ out: UnsafeMutablePointer<Float>,  // (A, C, B, D)
+    _ inp: UnsafePointer<Float>,         // (A, B, C, D)
+    _ a: Int, _ b: Int, _ c: Int, _ d: Int
+) {
+    Threads.parallelFor(a * b, minimumChunk: max(1, elementwiseChunk / max(1, c * d))) { range in
+        for ab in range {
+            let (i, j) = (ab / b, ab % b)
+            for k in 0..<c { (out + ((i * c + k) * b + j) * d).update(from: inp + (ab * c + k) * d, count: d) }
+        }
+    }
+}
+
+/// dinp (A, B, C, D) += dout (A, C, B, D) with the axes swapped back.
+public func swapMiddleAxesBackward(
+    _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ a: Int, _ b: Int, _ c: Int, _ d: Int
+) {
+    Threads.parallelFor(a * b, minimumChunk: max(1, elementwiseChunk / max(1, c * d))) { range in
+        for ab in range {
+            let (i, j) = (ab / b, ab % b)
+            for k in 0..<c {
+                let dst = dinp + (ab * c + k) * d, src = dout + ((i * c + k) * b + j) * d
+                for e in 0..<d { dst[e] += src[e] }
+            }
+        }
+    }
+}

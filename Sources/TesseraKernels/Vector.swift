@@ -81,13 +81,14 @@ public func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     return acc.max()
 }
 
-/// e^x for x in [−87, 88] (clamped outside), relative error about 2e-7, with no libm call so
+/// e^x for x ≤ 88 (clamped above; 0 below −87, so e^−∞ is exactly 0, as masks need),
+/// relative error about 2e-7, with no libm call so
 /// that element loops around it vectorise. Cody–Waite reduction x = n·ln2 + r, |r| ≤ ln2/2;
 /// e^r = 1 + r + r²·P(r) with Cephes' degree-5 minimax P (Moshier, Cephes expf.c); 2^n is
 /// assembled from its bits. Fused multiply-adds throughout: half the instructions.
 @inline(__always)
-public func fastExp(_ x: Float) -> Float {
-    let x = Swift.min(Swift.max(x, -87.0), 88.0)
+public func fastExp(_ input: Float) -> Float {
+    let x = Swift.min(Swift.max(input, -87.0), 88.0)
     let roundingShift: Float = 12_582_912  // 1.5·2^23: adding it rounds to an integer
     let shifted = roundingShift.addingProduct(x, 1.442_695_04)
     let n = shifted - roundingShift
@@ -101,5 +102,5 @@ public func fastExp(_ x: Float) -> Float {
     let er = (1 + r).addingProduct(r * r, p)
     let k = Int32(bitPattern: shifted.bitPattern) &- Int32(bitPattern: roundingShift.bitPattern)
     let twoToN = Float(bitPattern: UInt32(bitPattern: (k &+ 127) &<< 23))
-    return er * twoToN
+    return input < -87 ? 0 : er * twoToN
 }

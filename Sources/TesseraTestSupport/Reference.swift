@@ -137,3 +137,33 @@ public enum Reference {
         return y
     }
 }
+
+extension Reference {
+    /// softmax(Q·Kᵀ/√HS, over the keys `visible(b, i, j)` allows)·V for packed (B, NH, T, HS)
+    /// tensors; a row that sees no key is 0.
+    public static func attention(
+        _ q: [Double], _ k: [Double], _ v: [Double], batch: Int, heads: Int, queryLength: Int, keyLength: Int,
+        headSize: Int, visible: (_ b: Int, _ i: Int, _ j: Int) -> Bool
+    ) -> [Double] {
+        var out = [Double](repeating: 0, count: batch * heads * queryLength * headSize)
+        let scale = 1 / Double(headSize).squareRoot()
+        for b in 0..<batch { for h in 0..<heads {
+            let head = b * heads + h
+            for i in 0..<queryLength {
+                var scores: [(Int, Double)] = []
+                for j in 0..<keyLength where visible(b, i, j) {
+                    var s = 0.0
+                    for d in 0..<headSize { s += q[(head * queryLength + i) * headSize + d] * k[(head * keyLength + j) * headSize + d] }
+                    scores.append((j, s * scale))
+                }
+                guard let m = scores.map(\.1).max() else { continue }
+                let total = scores.reduce(0) { $0 + exp($1.1 - m) }
+                for (j, s) in scores {
+                    let p = exp(s - m) / total
+                    for d in 0..<headSize { out[(head * queryLength + i) * headSize + d] += p * v[(head * keyLength + j) * headSize + d] }
+                }
+            }
+        } }
+        return out
+    }
+}

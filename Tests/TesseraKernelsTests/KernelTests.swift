@@ -48,14 +48,14 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
 
     @Test func fastExpIsAccurateOverItsRange() {
         var worst = 0.0
-        var x: Float = -87
+        var x: Float = -86.9
         while x <= 88 {
             let exact = Foundation.exp(Double(x))
             worst = max(worst, abs(Double(fastExp(x)) - exact) / exact)
             x += 0.001_7
         }
         #expect(worst < 3e-7, "worst relative error \(worst)")
-        #expect(fastExp(-1000) > 0 && fastExp(1000).isFinite)
+        #expect(fastExp(-1000) == 0 && fastExp(-.infinity) == 0 && fastExp(1000).isFinite)
     }
 }
 
