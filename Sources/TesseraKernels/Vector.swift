@@ -86,7 +86,7 @@ public func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
 /// that element loops around it vectorise. Cody–Waite reduction x = n·ln2 + r, |r| ≤ ln2/2;
 /// e^r = 1 + r + r²·P(r) with Cephes' degree-5 minimax P (Moshier, Cephes expf.c); 2^n is
 /// assembled from its bits. Fused multiply-adds throughout: half the instructions.
-@inline(__always)
+@inlinable @inline(__always)
 public func fastExp(_ input: Float) -> Float {
     let x = Swift.min(Swift.max(input, -87.0), 88.0)
     let roundingShift: Float = 12_582_912  // 1.5·2^23: adding it rounds to an integer

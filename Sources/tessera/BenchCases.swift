@@ -1,16 +1,19 @@
 // The cases of `tessera bench`, configured exactly as shared/BENCH.md specifies so that the
 // figures sit beside the PyTorch peer's. Cases that are not built yet are absent, not faked.
+import TesseraAttention
 import TesseraKernels
 import TesseraTensor
 
 enum BenchCase: String, CaseIterable {
     case sgemm
     case kernels
+    case attention
 
     func run(_ report: (Measurement) -> Void) {
         switch self {
         case .sgemm: benchSgemm(report)
         case .kernels: benchKernels(report)
+        case .attention: benchAttention(report)
         }
     }
 }
@@ -72,5 +75,53 @@ private func benchKernels(_ report: (Measurement) -> Void) {
     }
     measure("softmax-bwd", shape: [scoreRows, scoreColumns], arrays: 4) {
         softmaxBackward(dx, y, dy, rows: scoreRows, columns: scoreColumns)
+    }
+}
+
+/// BENCH.md case (a): B = 8, NH = 8, HS = 32; T = 288 causal and T = 256 full, forward and
+/// forward + backward, counted as 4·B·NH·T²·HS FLOPs forward (3.5× that with the backward;
+/// causal counted at the full T², as the peer's figures are). Then incremental decoding over a
+/// KV cache: 288 positions one at a time, at B = 1 and B = 8.
+private func benchAttention(_ report: (Measurement) -> Void) {
+    let (batch, heads, headSize) = (8, 8, 32)
+    for (length, mask, name) in [(288, AttentionMask.causal, "causal-288"), (256, .full, "full-256")] {
+        let shape = AttentionShape(batch: batch, heads: heads, queryLength: length, keyLength: length, headSize: headSize)
+        let count = batch * heads * length * headSize
+        let q = randomBuffer(count, seed: 20), k = randomBuffer(count, seed: 21), v = randomBuffer(count, seed: 22)
+        let out = randomBuffer(count, seed: 23), dout = randomBuffer(count, seed: 24)
+        let dq = randomBuffer(count, seed: 25), dk = randomBuffer(count, seed: 26), dv = randomBuffer(count, seed: 27)
+        let lse = randomBuffer(batch * heads * length, seed: 28)
+        defer { [q, k, v, out, dout, dq, dk, dv, lse].forEach { $0.deallocate() } }
+        let flops = 4 * Double(batch * heads * length * length * headSize)
+        func forward() { attentionForward(out, lse, q, k, v, keyPadding: nil, shape: shape, mask: mask) }
+        let forwardMs = medianMilliseconds(forward)
+        report(Measurement(caseName: "attention", variant: "fwd-\(name)", milliseconds: forwardMs,
+                           figures: [("gflops", .number(flops / (forwardMs * 1e6)))]))
+        let bothMs = medianMilliseconds {
+            forward()
+            attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, keyPadding: nil, shape: shape, mask: mask)
+        }
+        report(Measurement(caseName: "attention", variant: "fwdbwd-\(name)", milliseconds: bothMs,
+                           figures: [("gflops", .number(3.5 * flops / (bothMs * 1e6)))]))
+    }
+    for decodeBatch in [1, 8] {
+        let length = 288
+        let cache = KVCache(layers: 1, batch: decodeBatch, heads: heads, maximumLength: length, headSize: headSize)
+        let perStep = decodeBatch * heads * headSize
+        let q = randomBuffer(perStep, seed: 30), k = randomBuffer(perStep, seed: 31), v = randomBuffer(perStep, seed: 32)
+        let out = randomBuffer(perStep, seed: 33), lse = randomBuffer(decodeBatch * heads, seed: 34)
+        defer { [q, k, v, out, lse].forEach { $0.deallocate() } }
+        let ms = medianMilliseconds {
+            cache.reset()
+            for _ in 0..<length {
+                cache.append(layer: 0, key: k, value: v, count: 1)
+                cache.attend(layer: 0, query: q, queryLength: 1, out: out, logSumExp: lse)
+            }
+        }
+        report(Measurement(caseName: "attention", variant: "decode-b\(decodeBatch)", milliseconds: ms, figures: [
+            ("us_per_step", .number(ms * 1000 / Double(length))),
+            ("us_per_query", .number(ms * 1000 / Double(length * decodeBatch))),
+            ("max_length", .number(Double(length))),
+        ]))
     }
 }

@@ -84,6 +84,16 @@ func jsonLines(_ text: String) throws -> [[String: Any]] {
         }
     }
 
+    @Test func attentionCaseReportsItsVariants() throws {
+        let result = try runTessera(["bench", "--case", "attention", "--json"])
+        #expect(result.status == 0)
+        let lines = try jsonLines(result.stdout)
+        #expect(lines.compactMap { $0["variant"] as? String } == [
+            "fwd-causal-288", "fwdbwd-causal-288", "fwd-full-256", "fwdbwd-full-256", "decode-b1", "decode-b8"])
+        for line in lines.prefix(4) { #expect((line["gflops"] as? Double ?? 0) > 0) }
+        for line in lines.suffix(2) { #expect((line["us_per_query"] as? Double ?? 0) > 0) }
+    }
+
     @Test func fastCoreIsChosenWithoutTheUserAndTheirChoiceIsKept() throws {
         let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let hasAVX512 = cpuInfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").contains("avx512f") ?? false
