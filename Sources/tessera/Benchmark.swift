@@ -45,7 +45,7 @@ extension Measurement {
             case .integers(let v): return "\(name) \(v.map(String.init).joined(separator: "×"))"
             }
         }
-        let name = "\(caseName) \(variant)".padding(toLength: 24, withPad: " ", startingAt: 0)
+        let name = "\(caseName) \(variant)".padding(toLength: 28, withPad: " ", startingAt: 0)
         return "\(name) \(String(format: "%9.3f", milliseconds)) ms   " + shown.joined(separator: "   ")
     }
 }
