@@ -106,13 +106,9 @@ public func attentionForward(
                 var k0 = 0
                 while k0 < blockLimit {
                     let cols = min(bk, blockLimit - k0)
-                    // scores (rows, cols) = scale · Q (rows, HS) · K[k0..]ᵀ (HS, cols)
-                    gemm(transposeB: true, m: rows, n: cols, k: hs, alpha: s.scale,
-                         a: q, b: k + k0 * hs, c: scores, ldc: cols)
+                    maskedScores(scores, q, k, rows: rows, cols: cols, q0: q0, k0: k0, s, mask, padding)
                     for i in 0..<rows {
                         let row = scores + i * cols
-                        let visible = min(cols, s.keyLimit(q0 + i, mask) - k0)
-                        maskRow(row, visible: visible, cols: cols, padding: padding.map { $0 + k0 })
                         let blockMax = maximum(row, cols)
                         let newMax = max(rowMax[i], blockMax)
                         guard newMax > -.infinity else {  // nothing visible yet in this row
@@ -181,12 +177,9 @@ public func attentionBackward(
                     var k0 = 0
                     while k0 < blockLimit {
                         let cols = min(bk, blockLimit - k0)
-                        gemm(transposeB: true, m: rows, n: cols, k: hs, alpha: s.scale,
-                             a: q, b: k + k0 * hs, c: probabilities, ldc: cols)
+                        maskedScores(probabilities, q, k, rows: rows, cols: cols, q0: q0, k0: k0, s, mask, padding)
                         for i in 0..<rows {
                             let row = probabilities + i * cols
-                            let visible = min(cols, s.keyLimit(q0 + i, mask) - k0)
-                            maskRow(row, visible: visible, cols: cols, padding: padding.map { $0 + k0 })
                             let l = lse[i]
                             if l == -.infinity { row.update(repeating: 0, count: cols); continue }
                             for j in 0..<cols { row[j] = fastExp(row[j] - l) }  // exp(−∞) is 0
@@ -217,12 +210,23 @@ public func attentionBackward(
     }
 }
 
-/// Sets to −∞ the scores at columns ≥ `visible` and at padded keys.
+/// scores (rows, cols) = scale · Q[q0..] (rows, HS) · K[k0..]ᵀ (HS, cols), set to −∞ where the
+/// mask or the key padding hides a key. The forward computes it once; the backward again.
 @inline(__always)
-private func maskRow(_ row: UnsafeMutablePointer<Float>, visible: Int, cols: Int, padding: UnsafePointer<Bool>?) {
-    if visible < cols { (row + max(0, visible)).update(repeating: -.infinity, count: cols - max(0, visible)) }
-    if let padding {
-        for j in 0..<max(0, visible) where padding[j] { row[j] = -.infinity }
+private func maskedScores(
+    _ scores: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>,
+    rows: Int, cols: Int, q0: Int, k0: Int, _ s: AttentionShape, _ mask: AttentionMask,
+    _ padding: UnsafePointer<Bool>?
+) {
+    gemm(transposeB: true, m: rows, n: cols, k: s.headSize, alpha: s.scale,
+         a: q, b: k + k0 * s.headSize, c: scores, ldc: cols)
+    for i in 0..<rows {
+        let row = scores + i * cols
+        let visible = max(0, min(cols, s.keyLimit(q0 + i, mask) - k0))
+        if visible < cols { (row + visible).update(repeating: -.infinity, count: cols - visible) }
+        if let padding {
+            for j in 0..<visible where padding[k0 + j] { row[j] = -.infinity }
+        }
     }
 }
 
