@@ -5,7 +5,8 @@ import Foundation
 import COpenBLAS
 
 public enum Threads {
-    /// Workers used by Tessera's own kernels and by OpenBLAS; `TESSERA_THREADS` overrides.
+    /// Workers for Tessera's own kernels (`TESSERA_THREADS` overrides). OpenBLAS keeps its own
+    /// count (`OPENBLAS_NUM_THREADS`); the two never run at once.
     public static let count: Int = {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if let text = ProcessInfo.processInfo.environment["TESSERA_THREADS"], let n = Int(text), n > 0 {
