@@ -29,11 +29,16 @@ let package = Package(
         .target(name: "TesseraKernels", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
         .target(name: "TesseraAttention", dependencies: ["TesseraKernels"], swiftSettings: fastMath),
         .target(name: "TesseraTensor", dependencies: ["TesseraKernels", "TesseraAttention"], swiftSettings: fastMath),
+        .target(name: "TesseraImage", dependencies: ["CPNG", "TesseraTensor"], swiftSettings: fastMath),
+        .target(name: "TesseraText", dependencies: ["TesseraTensor"], swiftSettings: fastMath),
+        .target(
+            name: "TesseraData", dependencies: ["TesseraImage", "TesseraText", "TesseraTensor"],
+            swiftSettings: fastMath),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "TesseraKernels", "TesseraAttention", "TesseraTensor",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TesseraKernels", "TesseraAttention", "TesseraTensor", "TesseraImage", "TesseraText",
+                "TesseraData", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
         .target(name: "TesseraTestSupport", dependencies: ["TesseraKernels", "TesseraTensor"]),
@@ -44,6 +49,9 @@ let package = Package(
             dependencies: ["TesseraAttention", "TesseraTensor", "TesseraTestSupport"]),
         .testTarget(
             name: "TesseraTensorTests", dependencies: ["TesseraTensor", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraImageTests", dependencies: ["TesseraImage", "CPNG"]),
+        .testTarget(name: "TesseraTextTests", dependencies: ["TesseraText"]),
+        .testTarget(name: "TesseraDataTests", dependencies: ["TesseraData"]),
         .testTarget(name: "TesseraCLITests", dependencies: ["tessera"]),
     ]
 )
