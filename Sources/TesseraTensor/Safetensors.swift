@@ -251,8 +251,8 @@ func bfloat16Bits(_ value: Float) -> UInt16 {
     return UInt16((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
 }
 
-/// A JSON string literal for `text`.
-func jsonString(_ text: String) -> String {
+/// A JSON string literal for `text` (quotes, backslashes and control characters escaped).
+public func jsonString(_ text: String) -> String {
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {
