@@ -9,7 +9,7 @@ import TesseraTensor
 struct Dataset: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a sample dataset folder (NAME.png + NAME.txt pairs).",
-        subcommands: [ShapesDataset.self])
+        subcommands: [ShapesDataset.self, EmojiDataset.self])
 }
 
 /// Creates the output folder (and its parents) or explains why it cannot.
@@ -68,5 +68,63 @@ struct ShapesDataset: ParsableCommand {
             try writePair(Shapes.render(scene), captions: [scene.caption], name: name, in: out)
         }
         print("wrote \(count) Shapes v1 \(split.rawValue) pairs to \(out)")
+    }
+}
+
+struct EmojiDataset: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emoji",
+        abstract: "Draw every emoji of the colour emoji font with its CLDR name and keywords as captions.",
+        discussion: """
+            Writes OUT/train and OUT/validation. One base emoji in ten (by a hash of its code points \
+            without skin tones, gender signs and joiners, with man/woman/person as one) goes to \
+            validation with all its variants, so no drawing straddles the split.
+            """)
+
+    @Option(help: "The colour emoji font (CBDT/CBLC).")
+    var font: String = Emoji.defaultFont
+
+    @Option(help: "CLDR 'common' folder holding annotations/en.xml and annotationsDerived/en.xml.")
+    var annotations: String = Emoji.defaultAnnotations
+
+    @Option(name: .customLong("emoji-test"), help: "Unicode's emoji-test.txt.")
+    var emojiTest: String = Emoji.defaultTestFile
+
+    @Option(help: "Side of each square picture in pixels.")
+    var size: Int = 32
+
+    @Option(help: "Output folder (created if missing).")
+    var out: String
+
+    func validate() throws {
+        guard (8...512).contains(size) else { throw ValidationError("--size must be between 8 and 512 pixels") }
+    }
+
+    func run() throws {
+        let start = Date()
+        let emojiFont = try EmojiFont(path: font)
+        let notes = try Emoji.Annotations(directory: annotations)
+        let entries = try Emoji.readTestFile(emojiTest)
+        let trainDirectory = (out as NSString).appendingPathComponent("train")
+        let validationDirectory = (out as NSString).appendingPathComponent("validation")
+        try makeOutputDirectory(trainDirectory)
+        try makeOutputDirectory(validationDirectory)
+        var written = (train: 0, validation: 0), missing = [String]()
+        for entry in entries {
+            guard let glyph = emojiFont.glyph(for: entry.scalars), let bitmap = try emojiFont.bitmap(glyph: glyph) else {
+                missing.append(entry.name)
+                continue
+            }
+            let validation = Emoji.isValidation(entry.scalars)
+            try writePair(Emoji.picture(from: bitmap, size: size), captions: Emoji.captions(for: entry, annotations: notes),
+                          name: entry.fileName, in: validation ? validationDirectory : trainDirectory)
+            if validation { written.validation += 1 } else { written.train += 1 }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        print("wrote \(written.train + written.validation) emoji at \(size) px in \(String(format: "%.1f", seconds)) s: "
+              + "\(written.train) in \(trainDirectory), \(written.validation) in \(validationDirectory)")
+        if !missing.isEmpty {
+            print("\(missing.count) emoji of \(emojiTest) have no glyph in the font, e.g. \(missing.prefix(3).joined(separator: ", "))")
+        }
     }
 }
