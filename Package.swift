@@ -51,7 +51,7 @@ let package = Package(
             name: "TesseraTensorTests", dependencies: ["TesseraTensor", "TesseraTestSupport"]),
         .testTarget(name: "TesseraImageTests", dependencies: ["TesseraImage", "CPNG"]),
         .testTarget(name: "TesseraTextTests", dependencies: ["TesseraText"]),
-        .testTarget(name: "TesseraDataTests", dependencies: ["TesseraData"]),
+        .testTarget(name: "TesseraDataTests", dependencies: ["TesseraData", "TesseraText"]),
         .testTarget(name: "TesseraCLITests", dependencies: ["tessera"]),
     ]
 )

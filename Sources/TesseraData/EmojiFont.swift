@@ -9,7 +9,7 @@ import TesseraImage
 import TesseraTensor
 
 /// Big-endian reads that throw instead of reading past the end.
-struct FontBytes {
+struct FontBytes: Sendable {
     let bytes: [UInt8]
     let path: String
 
@@ -33,7 +33,7 @@ struct FontBytes {
     }
 }
 
-public struct EmojiFont {
+public struct EmojiFont: Sendable {
     let data: FontBytes
     /// Table tag → offset of the table.
     let tables: [String: Int]

@@ -1,9 +1,11 @@
 // Shapes v1 against ../shared/SHAPES.md: the checker reads the renderer's own pictures at 100 %
 // on every split, the splits respect the held-out pairs, the grammar round-trips, and a scene is
 // a pure function of (seed, split, index).
+import Foundation
 import Testing
 import TesseraData
 import TesseraImage
+import TesseraText
 
 @Suite struct ShapesV1 {
     @Test(arguments: Shapes.Split.allCases)
@@ -87,5 +89,25 @@ import TesseraImage
         let shifted = Shapes.PlacedObject(object: square.object, centerX: 32.5, centerY: 32)
         let half = Shapes.render(Shapes.Scene(objects: [shifted], blackBackground: true))
         #expect(Array(half[27, 30]) == [110, 20, 20] && Array(half[37, 30]) == [110, 20, 20])
+    }
+}
+
+@Suite struct ShippedVocabularies {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Vocab").path
+
+    @Test func shapesVocabularyHasOneTokenPerWord() throws {
+        let tokenizer = try BPETokenizer(directory: Self.root + "/shapes")
+        for index in 0..<200 {
+            let caption = Shapes.scene(seed: 9, split: .testNovel, index: index).caption
+            #expect(tokenizer.encode(caption).count == caption.split(separator: " ").count, "\(caption)")
+        }
+    }
+
+    @Test func emojiVocabularyLoads() throws {
+        let tokenizer = try BPETokenizer(directory: Self.root + "/emoji")
+        #expect(tokenizer.vocabularySize == 1_024)
+        #expect(tokenizer.decode(tokenizer.encode("grinning face")) == "grinning face")
+        #expect(tokenizer.encode("grinning face").count < "grinning face".utf8.count / 2)  // merges were learnt
     }
 }
