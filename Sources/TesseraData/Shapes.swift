@@ -153,20 +153,24 @@ public enum Shapes {
     public static func render(_ scene: Scene) -> Image {
         let n = canvasSide, f = supersampling
         let background: [Int] = scene.blackBackground ? [0, 0, 0] : [255, 255, 255]
+        let colors = scene.objects.map { $0.object.color.rgb.map(Int.init) }
         var pixels = [UInt8](repeating: 0, count: n * n * 3)
         for y in 0..<n {
             for x in 0..<n {
-                var total = [0, 0, 0]
+                var red = 0, green = 0, blue = 0
                 for sy in 0..<f {
                     for sx in 0..<f {
                         let px = (Double(x * f + sx) + 0.5) / Double(f)
                         let py = (Double(y * f + sy) + 0.5) / Double(f)
-                        let covering = scene.objects.first { contains($0, px, py) }
-                        let color = covering.map { $0.object.color.rgb.map(Int.init) } ?? background
-                        for c in 0..<3 { total[c] += color[c] }
+                        let covering = scene.objects.firstIndex { contains($0, px, py) }
+                        let color = covering.map { colors[$0] } ?? background
+                        red += color[0]; green += color[1]; blue += color[2]
                     }
                 }
-                for c in 0..<3 { pixels[(y * n + x) * 3 + c] = UInt8((total[c] + f * f / 2) / (f * f)) }
+                let base = (y * n + x) * 3, half = f * f / 2
+                pixels[base] = UInt8((red + half) / (f * f))
+                pixels[base + 1] = UInt8((green + half) / (f * f))
+                pixels[base + 2] = UInt8((blue + half) / (f * f))
             }
         }
         return Image(width: n, height: n, channels: 3, pixels: pixels)
