@@ -1,8 +1,10 @@
 // 2-D convolution and transposed convolution as im2col + GEMM, NCHW layout, square kernels,
 // and nearest-neighbour upsampling. The transposed convolution is the adjoint of the
-// convolution with the same geometry, so both share im2col/col2im. The caller provides the
-// column scratch (`ConvGeometry.columnsCount` floats); backward passes ADD into gradients,
-// and skip any gradient passed as nil.
+// convolution with the same geometry, so both share im2col/col2im. Images are spread over the
+// threads, each multiplying with single-threaded BLAS in its own part of the column scratch the
+// caller provides (`ConvGeometry.scratchCount` floats): one large parallel region instead of
+// many small ones, which at these sizes cost more in thread hand-offs than they gain. Backward
+// passes ADD into gradients, and skip any gradient passed as nil.
 
 /// The geometry of one convolution, described from its image side: a convolution reads an
 /// image (channels, height, width) and writes a grid; a transposed convolution reads the
@@ -31,76 +33,115 @@ public struct ConvGeometry: Equatable, Sendable {
     public var gridWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
     /// Rows of the column matrix: channels · kernel².
     public var columnRows: Int { channels * kernel * kernel }
-    /// Floats of column scratch a call needs: (channels·kernel², gridHeight·gridWidth).
+    /// Floats of one image's column matrix: (channels·kernel², gridHeight·gridWidth).
     public var columnsCount: Int { columnRows * gridHeight * gridWidth }
+    /// Floats of column scratch a convolution call needs: a column matrix per thread.
+    public var scratchCount: Int { columnsCount * Threads.count }
     public var imageSize: Int { channels * height * width }
     /// A 1×1, stride-1, unpadded kernel needs no column matrix: the image is one already.
     var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 }
 
+/// The grid columns [first, end) whose tap at kernel offset `k` lands inside a line of
+/// `length` pixels: x = ox·stride − padding + k ∈ [0, length).
+@inline(__always)
+private func validColumns(_ k: Int, length: Int, grid: Int, _ g: ConvGeometry) -> Range<Int> {
+    let lowest = g.padding - k                      // ox·stride ≥ padding − k
+    let first = lowest <= 0 ? 0 : (lowest + g.stride - 1) / g.stride
+    let highest = length - 1 + g.padding - k        // ox·stride ≤ length − 1 + padding − k
+    let end = highest < 0 ? 0 : min(grid, highest / g.stride + 1)
+    return first..<max(first, end)
+}
+
 /// columns (C·K·K, gh·gw) from one image (C, H, W); taps outside the image read 0.
+/// Single-threaded: the convolutions call it from their own per-image tasks.
 public func im2col(_ columns: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, _ g: ConvGeometry) {
-    let gh = g.gridHeight, gw = g.gridWidth, k = g.kernel
-    Threads.parallelFor(g.columnRows, minimumChunk: max(1, 4096 / max(1, gh * gw))) { range in
-        for row in range {
-            let c = row / (k * k), ky = (row / k) % k, kx = row % k
-            let plane = image + c * g.height * g.width
-            let dst = columns + row * gh * gw
-            for oy in 0..<gh {
-                let y = oy * g.stride - g.padding + ky
-                let line = dst + oy * gw
-                guard y >= 0 && y < g.height else {
-                    line.initialize(repeating: 0, count: gw)
-                    continue
-                }
-                for ox in 0..<gw {
-                    let x = ox * g.stride - g.padding + kx
-                    line[ox] = x >= 0 && x < g.width ? plane[y * g.width + x] : 0
-                }
+    let gh = g.gridHeight, gw = g.gridWidth, k = g.kernel, s = g.stride
+    for row in 0..<g.columnRows {
+        let c = row / (k * k), ky = (row / k) % k, kx = row % k
+        let plane = image + c * g.height * g.width
+        let dst = columns + row * gh * gw
+        let inside = validColumns(kx, length: g.width, grid: gw, g)
+        for oy in 0..<gh {
+            let y = oy * s - g.padding + ky
+            let line = dst + oy * gw
+            guard y >= 0 && y < g.height, !inside.isEmpty else {
+                line.initialize(repeating: 0, count: gw)
+                continue
             }
+            line.initialize(repeating: 0, count: inside.lowerBound)
+            let source = plane + y * g.width - g.padding + kx
+            if s == 1 {
+                (line + inside.lowerBound).initialize(from: source + inside.lowerBound, count: inside.count)
+            } else {
+                for ox in inside { line[ox] = source[ox * s] }
+            }
+            (line + inside.upperBound).initialize(repeating: 0, count: gw - inside.upperBound)
         }
     }
 }
 
 /// image (C, H, W) += the columns (C·K·K, gh·gw) scattered back: the adjoint of im2col.
 public func col2im(_ image: UnsafeMutablePointer<Float>, _ columns: UnsafePointer<Float>, _ g: ConvGeometry) {
-    let gh = g.gridHeight, gw = g.gridWidth, k = g.kernel
-    Threads.parallelFor(g.channels) { range in  // a channel's rows write only that channel
-        for c in range {
-            let plane = image + c * g.height * g.width
-            for ky in 0..<k {
-                for kx in 0..<k {
-                    let src = columns + ((c * k + ky) * k + kx) * gh * gw
-                    for oy in 0..<gh {
-                        let y = oy * g.stride - g.padding + ky
-                        guard y >= 0 && y < g.height else { continue }
-                        for ox in 0..<gw {
-                            let x = ox * g.stride - g.padding + kx
-                            if x >= 0 && x < g.width { plane[y * g.width + x] += src[oy * gw + ox] }
-                        }
-                    }
-                }
-            }
+    let gh = g.gridHeight, gw = g.gridWidth, k = g.kernel, s = g.stride
+    for row in 0..<g.columnRows {
+        let c = row / (k * k), ky = (row / k) % k, kx = row % k
+        let plane = image + c * g.height * g.width
+        let src = columns + row * gh * gw
+        let inside = validColumns(kx, length: g.width, grid: gw, g)
+        for oy in 0..<gh {
+            let y = oy * s - g.padding + ky
+            guard y >= 0 && y < g.height else { continue }
+            let target = plane + y * g.width - g.padding + kx, line = src + oy * gw
+            for ox in inside { target[ox * s] += line[ox] }
         }
     }
 }
 
 // MARK: Convolution: image (B, Cin, H, W) → grid (B, Cout, gh, gw)
 
+/// Splits `batch` images over the threads: body(images, scratch, task) with the task's own
+/// column matrix. OpenBLAS runs single-threaded inside when there is more than one task.
+private func forEachImageRange(
+    _ batch: Int, _ g: ConvGeometry, _ columns: UnsafeMutablePointer<Float>,
+    _ body: (Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void
+) {
+    let tasks = max(1, min(Threads.count, batch))
+    Threads.parallelFor(tasks, callsBLAS: true) { range in
+        for t in range { body(batch * t / tasks..<batch * (t + 1) / tasks, columns + t * g.columnsCount, t) }
+    }
+}
+
+/// Adds per-task partial weight gradients: task 0 writes into `dweight` itself, the others
+/// into temporary sums added at the end in task order (so the result does not depend on timing).
+private func accumulatingWeightGradient(
+    _ dweight: UnsafeMutablePointer<Float>?, count: Int, tasks: Int,
+    _ body: (_ partial: (Int) -> UnsafeMutablePointer<Float>?) -> Void
+) {
+    guard let dweight, tasks > 1 else { body { _ in dweight }; return }
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: (tasks - 1) * count)
+    defer { partials.deallocate() }
+    partials.initialize(repeating: 0, count: (tasks - 1) * count)
+    body { t in t == 0 ? dweight : partials + (t - 1) * count }
+    for t in 1..<tasks { axpy(dweight, 1, partials + (t - 1) * count, count) }
+}
+
 public func conv2dForward(
     _ out: UnsafeMutablePointer<Float>,   // (B, Cout, gh, gw)
     _ inp: UnsafePointer<Float>,          // (B, Cin, H, W)
     _ weight: UnsafePointer<Float>,       // (Cout, Cin, K, K)
     _ bias: UnsafePointer<Float>?,        // (Cout)
-    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.columnsCount
+    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.scratchCount
     batch: Int, outChannels: Int, geometry g: ConvGeometry
 ) {
     let gridSize = g.gridHeight * g.gridWidth
-    for b in 0..<batch {
-        let image = inp + b * g.imageSize
-        let cols: UnsafePointer<Float>
-        if g.isPointwise { cols = image } else { im2col(columns, image, g); cols = UnsafePointer(columns) }
-        gemm(m: outChannels, n: gridSize, k: g.columnRows, a: weight, b: cols, c: out + b * outChannels * gridSize)
+    forEachImageRange(batch, g, columns) { images, scratch, _ in
+        for b in images {
+            let image = inp + b * g.imageSize
+            let cols: UnsafePointer<Float>
+            if g.isPointwise { cols = image } else { im2col(scratch, image, g); cols = UnsafePointer(scratch) }
+            gemm(m: outChannels, n: gridSize, k: g.columnRows, a: weight, b: cols, c: out + b * outChannels * gridSize)
+        }
     }
     if let bias { channelBiasForward(out, bias, batch: batch, channels: outChannels, spatial: gridSize) }
 }
@@ -112,25 +153,30 @@ public func conv2dBackward(
     _ dout: UnsafePointer<Float>,            // (B, Cout, gh, gw)
     _ inp: UnsafePointer<Float>,             // (B, Cin, H, W)
     _ weight: UnsafePointer<Float>,          // (Cout, Cin, K, K)
-    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.columnsCount
+    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.scratchCount
     batch: Int, outChannels: Int, geometry g: ConvGeometry
 ) {
     let gridSize = g.gridHeight * g.gridWidth
-    for b in 0..<batch {
-        let image = inp + b * g.imageSize
-        let dy = dout + b * outChannels * gridSize
-        if let dweight {  // dW (Cout, CKK) += dy (Cout, gh·gw) · colsᵀ
-            let cols: UnsafePointer<Float>
-            if g.isPointwise { cols = image } else { im2col(columns, image, g); cols = UnsafePointer(columns) }
-            gemm(transposeB: true, m: outChannels, n: g.columnRows, k: gridSize, a: dy, b: cols, beta: 1, c: dweight)
-        }
-        if let dinp {  // dcols (CKK, gh·gw) = Wᵀ · dy, scattered back onto the image
-            let dimage = dinp + b * g.imageSize
-            if g.isPointwise {
-                gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, beta: 1, c: dimage)
-            } else {
-                gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, c: columns)
-                col2im(dimage, columns, g)
+    let tasks = max(1, min(Threads.count, batch))
+    accumulatingWeightGradient(dweight, count: outChannels * g.columnRows, tasks: tasks) { partial in
+        forEachImageRange(batch, g, columns) { images, scratch, task in
+            for b in images {
+                let image = inp + b * g.imageSize
+                let dy = dout + b * outChannels * gridSize
+                if let dw = partial(task) {  // dW (Cout, CKK) += dy (Cout, gh·gw) · colsᵀ
+                    let cols: UnsafePointer<Float>
+                    if g.isPointwise { cols = image } else { im2col(scratch, image, g); cols = UnsafePointer(scratch) }
+                    gemm(transposeB: true, m: outChannels, n: g.columnRows, k: gridSize, a: dy, b: cols, beta: 1, c: dw)
+                }
+                if let dinp {  // dcols (CKK, gh·gw) = Wᵀ · dy, scattered back onto the image
+                    let dimage = dinp + b * g.imageSize
+                    if g.isPointwise {
+                        gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, beta: 1, c: dimage)
+                    } else {
+                        gemm(transposeA: true, m: g.columnRows, n: gridSize, k: outChannels, a: weight, b: dy, c: scratch)
+                        col2im(dimage, scratch, g)
+                    }
+                }
             }
         }
     }
@@ -145,20 +191,22 @@ public func convTranspose2dForward(
     _ inp: UnsafePointer<Float>,          // (B, Cin, gh, gw)
     _ weight: UnsafePointer<Float>,       // (Cin, Cout, K, K)
     _ bias: UnsafePointer<Float>?,        // (Cout)
-    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.columnsCount
+    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.scratchCount
     batch: Int, inChannels: Int, geometry g: ConvGeometry
 ) {
     let gridSize = g.gridHeight * g.gridWidth
-    out.initialize(repeating: 0, count: batch * g.imageSize)
-    for b in 0..<batch {
-        let x = inp + b * inChannels * gridSize, image = out + b * g.imageSize
-        if g.isPointwise {
-            gemm(transposeA: true, m: g.columnRows, n: gridSize, k: inChannels, a: weight, b: x, c: image)
-            continue
+    forEachImageRange(batch, g, columns) { images, scratch, _ in
+        for b in images {
+            let x = inp + b * inChannels * gridSize, image = out + b * g.imageSize
+            if g.isPointwise {
+                gemm(transposeA: true, m: g.columnRows, n: gridSize, k: inChannels, a: weight, b: x, c: image)
+                continue
+            }
+            // cols (Cout·K·K, gh·gw) = Wᵀ · x, then scattered onto the image
+            image.initialize(repeating: 0, count: g.imageSize)
+            gemm(transposeA: true, m: g.columnRows, n: gridSize, k: inChannels, a: weight, b: x, c: scratch)
+            col2im(image, scratch, g)
         }
-        // cols (Cout·K·K, gh·gw) = Wᵀ · x, then scattered onto the image
-        gemm(transposeA: true, m: g.columnRows, n: gridSize, k: inChannels, a: weight, b: x, c: columns)
-        col2im(image, columns, g)
     }
     if let bias { channelBiasForward(out, bias, batch: batch, channels: g.channels, spatial: g.height * g.width) }
 }
@@ -170,20 +218,25 @@ public func convTranspose2dBackward(
     _ dout: UnsafePointer<Float>,            // (B, Cout, H, W)
     _ inp: UnsafePointer<Float>,             // (B, Cin, gh, gw)
     _ weight: UnsafePointer<Float>,          // (Cin, Cout, K, K)
-    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.columnsCount
+    _ columns: UnsafeMutablePointer<Float>,  // scratch, g.scratchCount
     batch: Int, inChannels: Int, geometry g: ConvGeometry
 ) {
     let gridSize = g.gridHeight * g.gridWidth
-    for b in 0..<batch {
-        let x = inp + b * inChannels * gridSize
-        let dimage = dout + b * g.imageSize
-        let cols: UnsafePointer<Float>
-        if g.isPointwise { cols = dimage } else { im2col(columns, dimage, g); cols = UnsafePointer(columns) }
-        if let dinp {  // dx (Cin, gh·gw) += W (Cin, Cout·K·K) · cols
-            gemm(m: inChannels, n: gridSize, k: g.columnRows, a: weight, b: cols, beta: 1, c: dinp + b * inChannels * gridSize)
-        }
-        if let dweight {  // dW (Cin, Cout·K·K) += x (Cin, gh·gw) · colsᵀ
-            gemm(transposeB: true, m: inChannels, n: g.columnRows, k: gridSize, a: x, b: cols, beta: 1, c: dweight)
+    let tasks = max(1, min(Threads.count, batch))
+    accumulatingWeightGradient(dweight, count: inChannels * g.columnRows, tasks: tasks) { partial in
+        forEachImageRange(batch, g, columns) { images, scratch, task in
+            for b in images {
+                let x = inp + b * inChannels * gridSize
+                let dimage = dout + b * g.imageSize
+                let cols: UnsafePointer<Float>
+                if g.isPointwise { cols = dimage } else { im2col(scratch, dimage, g); cols = UnsafePointer(scratch) }
+                if let dinp {  // dx (Cin, gh·gw) += W (Cin, Cout·K·K) · cols
+                    gemm(m: inChannels, n: gridSize, k: g.columnRows, a: weight, b: cols, beta: 1, c: dinp + b * inChannels * gridSize)
+                }
+                if let dw = partial(task) {  // dW (Cin, Cout·K·K) += x (Cin, gh·gw) · colsᵀ
+                    gemm(transposeB: true, m: inChannels, n: g.columnRows, k: gridSize, a: x, b: cols, beta: 1, c: dw)
+                }
+            }
         }
     }
     if let dbias {

@@ -69,7 +69,7 @@ extension Tape {
     }
 
     private func withColumns(_ g: ConvGeometry, _ body: (UnsafeMutablePointer<Float>) -> Void) {
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(1, g.columnsCount))
+        let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(1, g.scratchCount))
         defer { columns.deallocate() }
         body(columns)
     }

@@ -8,12 +8,14 @@ enum BenchCase: String, CaseIterable {
     case sgemm
     case kernels
     case attention
+    case vqTrain = "vq-train"
 
     func run(_ report: (Measurement) -> Void) {
         switch self {
         case .sgemm: benchSgemm(report)
         case .kernels: benchKernels(report)
         case .attention: benchAttention(report)
+        case .vqTrain: benchVQTrain(report)
         }
     }
 }

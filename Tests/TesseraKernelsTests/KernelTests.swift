@@ -202,7 +202,7 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
         let g = ConvGeometry(channels: inChannels, height: height, width: width, kernel: kernel, stride: stride, padding: padding)
         let x = Buffer(batch * g.imageSize, seed: 22), w = Buffer(outChannels * g.columnRows, seed: 23), b = Buffer(outChannels, seed: 24)
         let gridSize = g.gridHeight * g.gridWidth
-        let y = Buffer(zeros: batch * outChannels * gridSize), columns = Buffer(zeros: g.columnsCount)
+        let y = Buffer(zeros: batch * outChannels * gridSize), columns = Buffer(zeros: g.scratchCount)
         conv2dForward(y.pointer, x.pointer, w.pointer, b.pointer, columns.pointer, batch: batch, outChannels: outChannels, geometry: g)
         let expected = Reference.conv2d(x.doubles, w.doubles, b.doubles, batch: batch, inChannels: inChannels, height: height,
                                         width: width, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
