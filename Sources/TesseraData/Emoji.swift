@@ -32,7 +32,8 @@ public enum Emoji {
         for line in text.split(separator: "\n") {
             if line.hasPrefix("# group: ") { group = String(line.dropFirst(9)); continue }
             if line.hasPrefix("# subgroup: ") { subgroup = String(line.dropFirst(12)); continue }
-            guard !line.hasPrefix("#"), let semicolon = line.firstIndex(of: ";"), let hash = line.firstIndex(of: "#") else { continue }
+            guard !line.hasPrefix("#"), let semicolon = line.firstIndex(of: ";"), let hash = line.firstIndex(of: "#"),
+                  semicolon < hash else { continue }
             guard line[semicolon..<hash].contains("fully-qualified") else { continue }
             let codes = line[..<semicolon].split(separator: " ").map { UInt32($0, radix: 16).flatMap(Unicode.Scalar.init) }
             guard !codes.isEmpty, !codes.contains(where: { $0 == nil }) else {
@@ -69,14 +70,20 @@ public enum Emoji {
             var found = 0
             for line in text.split(separator: "\n") {
                 let trimmed = line.trimmingCharacters(in: .whitespaces)
-                guard trimmed.hasPrefix("<annotation cp=\""), trimmed.hasSuffix("</annotation>"),
-                      let close = trimmed.firstIndex(of: ">") else { continue }
-                let attributes = trimmed[trimmed.index(trimmed.startIndex, offsetBy: 16)..<close]
+                let opening = "<annotation cp=\"", closing = "</annotation>"
+                guard trimmed.count >= opening.count + closing.count + 1,
+                      trimmed.hasPrefix(opening), trimmed.hasSuffix(closing) else { continue }
+                let attributesStart = trimmed.index(trimmed.startIndex, offsetBy: opening.count)
+                let bodyEnd = trimmed.index(trimmed.endIndex, offsetBy: -closing.count)
+                guard let close = trimmed[attributesStart..<bodyEnd].firstIndex(of: ">") else {
+                    throw TesseraError("malformed annotation: \(trimmed.prefix(60))", path: path)
+                }
+                let attributes = trimmed[attributesStart..<close]
                 guard let quote = attributes.firstIndex(of: "\"") else {
                     throw TesseraError("malformed annotation: \(trimmed.prefix(60))", path: path)
                 }
                 let key = Emoji.key(xmlText(attributes[..<quote]))
-                let body = xmlText(trimmed[trimmed.index(after: close)..<trimmed.index(trimmed.endIndex, offsetBy: -13)])
+                let body = xmlText(trimmed[trimmed.index(after: close)..<bodyEnd])
                 if attributes.contains("type=\"tts\"") {
                     names[key] = body
                 } else {

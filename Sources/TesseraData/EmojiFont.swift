@@ -108,7 +108,7 @@ public struct EmojiFont: Sendable {
         default: throw TesseraError("glyph \(glyph) has bitmap format \(location.format), not PNG (17, 18, 19)", path: data.path)
         }
         try data.check(pngStart, pngLength, "PNG of glyph \(glyph)")
-        guard pngLength <= location.length || location.length == 0 else {
+        guard pngStart + pngLength <= start + location.length else {
             throw TesseraError("corrupt font: PNG of glyph \(glyph) is longer than its bitmap record", path: data.path)
         }
         return try Image(pngData: Data(data.bytes[pngStart..<(pngStart + pngLength)]),

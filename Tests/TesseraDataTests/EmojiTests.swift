@@ -94,4 +94,28 @@ import TesseraImage
         }
         #expect(errors >= 4)
     }
+
+    @Test func malformedUnicodeFilesAreErrorsNotTraps() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-cldr-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for folder in ["annotations", "annotationsDerived"] {
+            try FileManager.default.createDirectory(atPath: "\(directory)/\(folder)", withIntermediateDirectories: true)
+        }
+        let good = "<annotation cp=\"😀\">face | grin</annotation>\n<annotation cp=\"😀\" type=\"tts\">grinning face</annotation>\n"
+        try Data(good.utf8).write(to: URL(fileURLWithPath: "\(directory)/annotationsDerived/en.xml"))
+        for broken in ["<annotation cp=\"</annotation>", "<annotation cp=\"x</annotation>", "no annotations here"] {
+            try Data(broken.utf8).write(to: URL(fileURLWithPath: "\(directory)/annotations/en.xml"))
+            let error = #expect(throws: (any Error).self, "\(broken)") { try Emoji.Annotations(directory: directory) }
+            #expect("\(error!)".hasPrefix("\(directory)/annotations/en.xml: "))
+        }
+        try Data(good.utf8).write(to: URL(fileURLWithPath: "\(directory)/annotations/en.xml"))
+        let annotations = try Emoji.Annotations(directory: directory)
+        #expect(annotations.names["😀"] == "grinning face" && annotations.keywords["😀"] == ["face", "grin"])
+
+        let testFile = "\(directory)/emoji-test.txt"
+        for broken in ["1F600 # grin ; fully-qualified", "ZZZZ ; fully-qualified # ? E1.0 bad", "1F600 ; fully-qualified #", ""] {
+            try Data(broken.utf8).write(to: URL(fileURLWithPath: testFile))
+            #expect(throws: (any Error).self, "\(broken)") { try Emoji.readTestFile(testFile) }
+        }
+    }
 }
