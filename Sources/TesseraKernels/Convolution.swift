@@ -100,13 +100,16 @@ public func col2im(_ image: UnsafeMutablePointer<Float>, _ columns: UnsafePointe
 
 // MARK: Convolution: image (B, Cin, H, W) → grid (B, Cout, gh, gw)
 
-/// Splits `batch` images over the threads: body(images, scratch, task) with the task's own
-/// column matrix. OpenBLAS runs single-threaded inside when there is more than one task.
+/// How many tasks a convolution over `batch` images runs: one per thread, at most one per image.
+private func imageTaskCount(_ batch: Int) -> Int { max(1, min(Threads.count, batch)) }
+
+/// Splits `batch` images over `imageTaskCount(batch)` tasks: body(images, scratch, task) with
+/// the task's own column matrix. OpenBLAS runs single-threaded inside when there is more than one.
 private func forEachImageRange(
     _ batch: Int, _ g: ConvGeometry, _ columns: UnsafeMutablePointer<Float>,
     _ body: (Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void
 ) {
-    let tasks = max(1, min(Threads.count, batch))
+    let tasks = imageTaskCount(batch)
     Threads.parallelFor(tasks, callsBLAS: true) { range in
         for t in range { body(batch * t / tasks..<batch * (t + 1) / tasks, columns + t * g.columnsCount, t) }
     }
@@ -157,7 +160,7 @@ public func conv2dBackward(
     batch: Int, outChannels: Int, geometry g: ConvGeometry
 ) {
     let gridSize = g.gridHeight * g.gridWidth
-    let tasks = max(1, min(Threads.count, batch))
+    let tasks = imageTaskCount(batch)
     accumulatingWeightGradient(dweight, count: outChannels * g.columnRows, tasks: tasks) { partial in
         forEachImageRange(batch, g, columns) { images, scratch, task in
             for b in images {
@@ -222,7 +225,7 @@ public func convTranspose2dBackward(
     batch: Int, inChannels: Int, geometry g: ConvGeometry
 ) {
     let gridSize = g.gridHeight * g.gridWidth
-    let tasks = max(1, min(Threads.count, batch))
+    let tasks = imageTaskCount(batch)
     accumulatingWeightGradient(dweight, count: inChannels * g.columnRows, tasks: tasks) { partial in
         forEachImageRange(batch, g, columns) { images, scratch, task in
             for b in images {

@@ -24,9 +24,10 @@ extension Tape {
         }
         let quantized = output(z.shape, z)  // (B, C, h, w)
         var gathered = [Float](repeating: 0, count: positions * channels)  // (B, h·w, C) code vectors
-        for p in 0..<positions {
-            (gathered.withUnsafeMutableBufferPointer { $0.baseAddress! } + p * channels)
-                .update(from: codebook.data + Int(codes[p]) * channels, count: channels)
+        gathered.withUnsafeMutableBufferPointer { rows in
+            for p in 0..<positions {
+                (rows.baseAddress! + p * channels).update(from: codebook.data + Int(codes[p]) * channels, count: channels)
+            }
         }
         swapMiddleAxesForward(quantized.data, gathered, batch, plane, channels, 1)
         record(quantized) { axpy(z.grad, 1, quantized.grad, z.count) }
@@ -37,9 +38,11 @@ extension Tape {
         record(loss) {
             let upstream = loss.grad[0] * 2 * meanScale
             if codebook.requiresGrad {  // d/de of w·mean((e − z)²)
-                for p in 0..<positions {
-                    axpy(codebook.grad + Int(codes[p]) * channels, upstream * codebookWeight,
-                         difference.withUnsafeBufferPointer { $0.baseAddress! } + p * channels, channels)
+                difference.withUnsafeBufferPointer { rows in
+                    for p in 0..<positions {
+                        axpy(codebook.grad + Int(codes[p]) * channels, upstream * codebookWeight,
+                             rows.baseAddress! + p * channels, channels)
+                    }
                 }
             }
             if z.requiresGrad {  // d/dz of w·mean((z − e)²), back in (B, C, h, w)
