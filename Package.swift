@@ -34,11 +34,14 @@ let package = Package(
         .target(
             name: "TesseraData", dependencies: ["TesseraImage", "TesseraText", "TesseraTensor"],
             swiftSettings: fastMath),
+        .target(
+            name: "TesseraModels", dependencies: ["TesseraData", "TesseraImage", "TesseraTensor", "TesseraKernels"],
+            swiftSettings: fastMath),
         .executableTarget(
             name: "tessera",
             dependencies: [
                 "TesseraKernels", "TesseraAttention", "TesseraTensor", "TesseraImage", "TesseraText",
-                "TesseraData", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TesseraData", "TesseraModels", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
         .target(name: "TesseraTestSupport", dependencies: ["TesseraKernels", "TesseraTensor"]),
@@ -52,6 +55,8 @@ let package = Package(
         .testTarget(name: "TesseraImageTests", dependencies: ["TesseraImage", "CPNG"]),
         .testTarget(name: "TesseraTextTests", dependencies: ["TesseraText"]),
         .testTarget(name: "TesseraDataTests", dependencies: ["TesseraData", "TesseraText"]),
+        .testTarget(
+            name: "TesseraModelsTests", dependencies: ["TesseraModels", "TesseraData", "TesseraTestSupport"]),
         .testTarget(name: "TesseraCLITests", dependencies: ["tessera"]),
     ]
 )

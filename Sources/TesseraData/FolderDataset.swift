@@ -132,3 +132,16 @@ public func planarPixels(_ image: Image) -> [Float] {
     }
     return out
 }
+
+/// An RGB image from (3, H, W) floats in [−1, 1], clamped and rounded to 8 bits.
+public func imageFromPlanar(_ planar: UnsafePointer<Float>, width: Int, height: Int) -> Image {
+    let plane = width * height
+    var pixels = [UInt8](repeating: 0, count: 3 * plane)
+    for p in 0..<plane {
+        for c in 0..<3 {
+            let value = (planar[c * plane + p] + 1) * 127.5
+            pixels[p * 3 + c] = value.isNaN ? 0 : UInt8(min(255, max(0, value.rounded())))
+        }
+    }
+    return Image(width: width, height: height, channels: 3, pixels: pixels)
+}

@@ -22,20 +22,42 @@ public enum Checkpoint {
     static let rngKey = "tessera.rng"
 
     public static func save(to path: String, optimizer: AdamW, state: TrainingState) throws {
+        try save(to: path, optimizers: [optimizer], state: state)
+    }
+
+    /// Saves several optimisers (each with its own parameter store; names must not collide) and
+    /// `buffers`, state a model keeps outside its parameters (e.g. a VQ codebook's EMA sums).
+    public static func save(to path: String, optimizers: [AdamW], buffers: [(name: String, tensor: Tensor)] = [],
+                            state: TrainingState) throws {
         var writer = SafetensorsWriter(metadata: state.metadata)
         writer.metadata[stepKey] = String(state.step)
         writer.metadata[rngKey] = state.rng.state.map { String($0, radix: 16) }.joined(separator: " ")
-        writer.metadata["tessera.optimizer.step"] = String(optimizer.step)
-        for entry in optimizer.parameters.entries { writer.add(entry.name, tensor: entry.tensor) }
-        for (name, tensor) in optimizer.stateTensors { writer.add(name, tensor: tensor) }
+        for (i, optimizer) in optimizers.enumerated() {
+            writer.metadata[optimizerStepKey(i)] = String(optimizer.step)
+            for entry in optimizer.parameters.entries { writer.add(entry.name, tensor: entry.tensor) }
+            for (name, tensor) in optimizer.stateTensors { writer.add(name, tensor: tensor) }
+        }
+        for (name, tensor) in buffers { writer.add(name, tensor: tensor) }
         try writer.write(to: path)
+    }
+
+    static func optimizerStepKey(_ index: Int) -> String {
+        index == 0 ? "tessera.optimizer.step" : "tessera.optimizer.\(index).step"
     }
 
     /// Restores parameters and optimiser state in place and returns the training state.
     /// Every tensor is checked before anything is overwritten, so a bad file changes nothing.
     public static func load(from path: String, into optimizer: AdamW) throws -> TrainingState {
+        try load(from: path, into: [optimizer])
+    }
+
+    /// Restores what `save(to:optimizers:buffers:state:)` wrote, all or nothing.
+    public static func load(from path: String, into optimizers: [AdamW],
+                            buffers: [(name: String, tensor: Tensor)] = []) throws -> TrainingState {
         let file = try SafetensorsFile(path: path)
-        let targets = optimizer.parameters.entries.map { ($0.name, $0.tensor) } + optimizer.stateTensors
+        let targets = optimizers.flatMap { optimizer in
+            optimizer.parameters.entries.map { ($0.name, $0.tensor) } + optimizer.stateTensors
+        } + buffers
         let values = try targets.map { name, tensor in try file.floats(name, shape: tensor.shape) }
         func number(_ key: String) throws -> Int {
             guard let text = file.metadata[key], let value = Int(text), value >= 0 else {
@@ -43,7 +65,8 @@ public enum Checkpoint {
             }
             return value
         }
-        let step = try number(stepKey), optimizerStep = try number("tessera.optimizer.step")
+        let step = try number(stepKey)
+        let optimizerSteps = try optimizers.indices.map { try number(optimizerStepKey($0)) }
         let words = (file.metadata[rngKey] ?? "").split(separator: " ").compactMap { UInt64($0, radix: 16) }
         guard let rng = RandomGenerator(state: words) else {
             throw TesseraError("checkpoint metadata \(rngKey) is not a generator state", path: path)
@@ -51,9 +74,11 @@ public enum Checkpoint {
         for ((_, tensor), v) in zip(targets, values) {
             v.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
         }
-        optimizer.step = optimizerStep
+        for (optimizer, optimizerStep) in zip(optimizers, optimizerSteps) { optimizer.step = optimizerStep }
         var metadata = file.metadata
-        for key in [stepKey, rngKey, "tessera.optimizer.step"] { metadata[key] = nil }
+        metadata[stepKey] = nil
+        metadata[rngKey] = nil
+        for i in optimizers.indices { metadata[optimizerStepKey(i)] = nil }
         return TrainingState(step: step, rng: rng, metadata: metadata)
     }
 }

@@ -1,0 +1,207 @@
+// One training step of the autoencoder: reconstruction MSE + the quantizer's term (+ the
+// generator's hinge term once the discriminator is on), AdamW with clipping and the warm-up +
+// cosine schedule; then the discriminator's own step. Also the held-out figures: PSNR and,
+// on Shapes data, the checker's exact match of reconstructions.
+import Foundation
+import TesseraData
+import TesseraImage
+import TesseraKernels
+import TesseraTensor
+
+public struct AutoencoderTrainingOptions: Codable, Equatable, Sendable {
+    public var steps = 6000
+    public var batchSize = 32
+    public var learningRate: Float = 1e-3
+    public var warmupSteps = 200
+    /// 0 leaves the discriminator out.
+    public var adversarialWeight: Float = 0
+    /// The step from which the discriminator trains and its loss counts.
+    public var adversarialStart = 2000
+    /// Horizontal flips of training pictures (harmless for the autoencoder, not for a prior).
+    public var flip = false
+    public var seed: UInt64 = 1
+
+    public init() {}
+}
+
+public final class AutoencoderTrainer {
+    public struct Report {
+        public var reconstruction: Float
+        public var quantizer: Float
+        public var adversarial: Float?
+        public var discriminator: Float?
+        /// exp(entropy) of this batch's code histogram.
+        public var perplexity: Float
+    }
+
+    public let model: Autoencoder
+    public let options: AutoencoderTrainingOptions
+    let optimizer: AdamW
+    let discriminator: PatchDiscriminator?
+    let discriminatorOptimizer: AdamW?
+    let schedule: LearningRateSchedule
+    public var rng: RandomGenerator
+    public private(set) var step = 0
+    /// The last step each code was chosen (−1: never), for the share used over an epoch.
+    public private(set) var lastUsed: [Int]
+
+    public init(model: Autoencoder, options: AutoencoderTrainingOptions) {
+        self.model = model
+        self.options = options
+        optimizer = AdamW(parameters: model.parameters,
+                          hyper: AdamWHyperparameters(learningRate: options.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: 1e-4))
+        if options.adversarialWeight > 0 {
+            let discriminator = PatchDiscriminator(seed: options.seed &+ 7)
+            self.discriminator = discriminator
+            discriminatorOptimizer = AdamW(parameters: discriminator.parameters,
+                                           hyper: AdamWHyperparameters(learningRate: options.learningRate, beta1: 0.5, beta2: 0.9, weightDecay: 0))
+        } else {
+            discriminator = nil
+            discriminatorOptimizer = nil
+        }
+        schedule = LearningRateSchedule(peak: options.learningRate, minimum: options.learningRate / 20,
+                                        warmupSteps: options.warmupSteps, totalSteps: options.steps)
+        rng = RandomGenerator(seed: options.seed)
+        lastUsed = [Int](repeating: -1, count: model.config.codebookSize)
+    }
+
+    /// One update from pictures (B, 3, H, W) in [−1, 1].
+    public func train(pixels: [Float]) -> Report {
+        let size = model.config.imageSize, batch = pixels.count / (3 * size * size)
+        let x = Tensor(shape: [batch, 3, size, size], values: pixels)  // (B, 3, H, W)
+        if options.flip { flipSomeHorizontally(x) }
+        let tape = Tape()
+        model.parameters.zeroGrads()
+        let head = model.encode(tape, x)  // (B, headChannels, h, w)
+        let quantized = model.quantizer.quantize(tape, head, training: true, step: step, totalSteps: options.steps, rng: &rng)
+        let reconstruction = model.decode(tape, quantized.latent)  // (B, 3, H, W)
+        let error = tape.sub(reconstruction, x)
+        let reconstructionLoss = tape.mean(tape.mul(error, error))
+        var loss = tape.add(reconstructionLoss, quantized.loss)
+        let adversarialOn = discriminator != nil && step >= options.adversarialStart
+        var adversarial: Float?
+        if adversarialOn, let discriminator {
+            let generatorLoss = tape.scale(tape.mean(discriminator(tape, reconstruction)), by: -1)  // −E[D(x̂)]
+            adversarial = generatorLoss.item
+            loss = tape.add(loss, tape.scale(generatorLoss, by: options.adversarialWeight))
+        }
+        tape.backward(loss)
+        optimizer.update(learningRate: schedule.rate(at: step), maxGradientNorm: 1)
+
+        var discriminatorLoss: Float?
+        if adversarialOn, let discriminator, let discriminatorOptimizer {
+            discriminator.parameters.zeroGrads()
+            let real = tape.hingeLoss(discriminator(tape, x), real: true)
+            let fake = tape.hingeLoss(discriminator(tape, reconstruction.detached()), real: false)
+            let total = tape.add(real, fake)
+            discriminatorLoss = total.item
+            tape.backward(total)
+            discriminatorOptimizer.update(learningRate: schedule.rate(at: step), maxGradientNorm: 1)
+        }
+        for code in quantized.codes { lastUsed[Int(code)] = step }
+        step += 1
+        return Report(reconstruction: reconstructionLoss.item, quantizer: quantized.loss.item, adversarial: adversarial,
+                      discriminator: discriminatorLoss, perplexity: perplexity(quantized.codes))
+    }
+
+    /// Share of codes chosen at least once in the last `steps` steps.
+    public func codebookUsage(overSteps steps: Int) -> Double {
+        let used = lastUsed.filter { $0 >= 0 && $0 > step - 1 - max(1, steps) }.count
+        return Double(used) / Double(lastUsed.count)
+    }
+
+    func perplexity(_ codes: [Int32]) -> Float {
+        var counts = [Int](repeating: 0, count: model.config.codebookSize)
+        for code in codes { counts[Int(code)] += 1 }
+        var entropy: Double = 0
+        for n in counts where n > 0 {
+            let p = Double(n) / Double(codes.count)
+            entropy -= p * log(p)
+        }
+        return Float(exp(entropy))
+    }
+
+    private func flipSomeHorizontally(_ x: Tensor) {
+        let (batch, size) = (x.shape[0], x.shape[3])
+        for b in 0..<batch where rng.uniform() < 0.5 {
+            for row in 0..<(3 * size) {
+                let line = x.data + (b * 3 * size + row) * size
+                for i in 0..<(size / 2) { (line[i], line[size - 1 - i]) = (line[size - 1 - i], line[i]) }
+            }
+        }
+    }
+
+    // MARK: Checkpoints
+
+    /// Everything needed to continue exactly: weights, optimiser moments, quantizer buffers,
+    /// step, generator, and the caller's own metadata (e.g. where its data loader stands).
+    public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
+        var metadata = metadata
+        metadata["tessera.autoencoder.config"] = model.config.json()
+        metadata["tessera.autoencoder.training"] = trainingOptionsJSON()
+        try Checkpoint.save(to: path, optimizers: [optimizer] + (discriminatorOptimizer.map { [$0] } ?? []),
+                            buffers: model.quantizer.buffers, state: TrainingState(step: step, rng: rng, metadata: metadata))
+    }
+
+    /// Restores a checkpoint written by `saveCheckpoint`; returns the caller's metadata.
+    public func restoreCheckpoint(from path: String) throws -> [String: String] {
+        let file = try SafetensorsFile(path: path)
+        guard file.metadata["tessera.autoencoder.config"] == model.config.json() else {
+            throw TesseraError("this checkpoint was trained with another autoencoder config", path: path)
+        }
+        let state = try Checkpoint.load(from: path, into: [optimizer] + (discriminatorOptimizer.map { [$0] } ?? []),
+                                        buffers: model.quantizer.buffers)
+        step = state.step
+        rng = state.rng
+        return state.metadata
+    }
+
+    func trainingOptionsJSON() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(options)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// Held-out figures of an autoencoder: PSNR of pictures drawn from their own tokens (8-bit,
+/// over the whole set's mean squared error) and, when every caption is a Shapes caption, the
+/// share the Shapes checker reads back as that caption.
+public struct ReconstructionScore: Sendable {
+    public var images = 0
+    public var psnr: Double = 0
+    public var shapesExact: Double?
+    /// Share of the codebook the set's token grids use.
+    public var codebookUsage: Double = 0
+}
+
+extension Autoencoder {
+    public func score(pictures: [[Float]], captions: [String], batchSize: Int = 32) -> ReconstructionScore {
+        let size = config.imageSize, plane = 3 * size * size
+        var squaredError: Double = 0
+        var shapes = Shapes.Score()
+        let checkShapes = !captions.isEmpty && captions.allSatisfy { Shapes.parse(caption: $0) != nil }
+        var used = Set<Int32>()
+        for first in stride(from: 0, to: pictures.count, by: batchSize) {
+            let items = first..<min(pictures.count, first + batchSize)
+            let x = Tensor(shape: [items.count, 3, size, size], values: Array(pictures[items].joined()))  // (B, 3, H, W)
+            let codes = tokens(x)
+            used.formUnion(codes)
+            let drawn = self.pictures(tokens: codes, batch: items.count)  // (B, 3, H, W)
+            for (offset, item) in items.enumerated() {
+                let image = imageFromPlanar(drawn.data + offset * plane, width: size, height: size)
+                let original = pictures[item]
+                for c in 0..<3 {
+                    for p in 0..<(size * size) {
+                        let a = Double(image.pixels[p * 3 + c]) / 255, b = (Double(original[c * size * size + p]) + 1) / 2
+                        squaredError += (a - b) * (a - b)
+                    }
+                }
+                if checkShapes { shapes.add(caption: captions[item], image: image) }
+            }
+        }
+        let mse = squaredError / Double(max(1, pictures.count * plane))
+        return ReconstructionScore(images: pictures.count, psnr: 10 * log10(1 / max(mse, 1e-12)),
+                                   shapesExact: checkShapes ? shapes.exactAccuracy : nil,
+                                   codebookUsage: Double(used.count) / Double(config.codebookSize))
+    }
+}

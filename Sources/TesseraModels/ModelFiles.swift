@@ -1,0 +1,124 @@
+// A model directory (DESIGN.md): model.json names the model, its picture and grid sizes, its
+// text tokenizer and the parts present; each part is one safetensors file that also carries
+// its config in `__metadata__`. Weights are stored as f16 and computed in f32.
+import Foundation
+import TesseraTensor
+
+public struct ModelManifest: Codable, Equatable, Sendable {
+    public var kind = "tessera-model"
+    public var version = 1
+    public var name: String
+    public var imageSize: Int
+    /// [h, w] of the token grid.
+    public var grid: [Int]
+    public var codebookSize: Int
+    /// The text tokenizer's folder, relative to the model directory, once a prior needs one.
+    public var tokenizer: String?
+    /// Part name → file name within the directory ("autoencoder" → "autoencoder.safetensors").
+    public var parts: [String: String]
+    public var autoencoder: AutoencoderConfig?
+
+    public init(name: String, autoencoder: AutoencoderConfig, tokenizer: String? = nil) {
+        self.name = name
+        imageSize = autoencoder.imageSize
+        grid = [autoencoder.gridSize, autoencoder.gridSize]
+        codebookSize = autoencoder.codebookSize
+        self.tokenizer = tokenizer
+        parts = ["autoencoder": ModelManifest.autoencoderFile]
+        self.autoencoder = autoencoder
+    }
+
+    public static let fileName = "model.json"
+    public static let autoencoderFile = "autoencoder.safetensors"
+
+    public static func read(directory: String) throws -> ModelManifest {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TesseraError("no \(fileName) here: not a Tessera model directory", path: path)
+        }
+        guard data.count <= 1 << 20 else { throw TesseraError("model.json is larger than 1 MiB", path: path) }
+        let manifest: ModelManifest
+        do {
+            manifest = try JSONDecoder().decode(ModelManifest.self, from: data)
+        } catch {
+            throw TesseraError("not a valid model.json (\(describe(error)))", path: path)
+        }
+        guard manifest.kind == "tessera-model", manifest.version == 1 else {
+            throw TesseraError("kind \(manifest.kind) version \(manifest.version) is not a Tessera model v1", path: path)
+        }
+        try manifest.autoencoder?.validate(path: path)
+        return manifest
+    }
+
+    public func write(directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(self)
+        try AtomicFile.write(data + Data("\n".utf8), to: (directory as NSString).appendingPathComponent(ModelManifest.fileName))
+    }
+}
+
+/// A short description of a decoding error: which field, what was wrong.
+func describe(_ error: Error) -> String {
+    guard let decoding = error as? DecodingError else { return "\(error)" }
+    func pathText(_ path: [CodingKey]) -> String {
+        path.isEmpty ? "top level" : path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    }
+    switch decoding {
+    case .keyNotFound(let key, let context): return "missing field \(pathText(context.codingPath + [key]))"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context):
+        return "wrong type at \(pathText(context.codingPath))"
+    case .dataCorrupted(let context): return "malformed JSON at \(pathText(context.codingPath))"
+    @unknown default: return "\(error)"
+    }
+}
+
+extension Autoencoder {
+    static let configKey = "tessera.autoencoder.config"
+
+    /// Writes the inference weights (parameters and the codebook) as f16, with the config.
+    public func save(to path: String) throws {
+        var writer = SafetensorsWriter(metadata: [Autoencoder.configKey: config.json(), "tessera.part": "autoencoder"])
+        for (name, tensor) in inferenceTensors { writer.add(name, tensor: tensor, as: .f16) }
+        try writer.write(to: path)
+    }
+
+    /// What drawing and tokenizing need: the parameters and the codebook, no training averages.
+    var inferenceTensors: [(name: String, tensor: Tensor)] {
+        namedTensors.filter { $0.name == "quantizer.codebook" || !$0.name.hasPrefix("quantizer.") || parameters[$0.name] != nil }
+    }
+
+    /// Loads an autoencoder file written by `save(to:)`; every tensor is checked first.
+    public static func load(path: String) throws -> Autoencoder {
+        let file = try SafetensorsFile(path: path)
+        guard let json = file.metadata[configKey] else {
+            throw TesseraError("no autoencoder config in the metadata: not an autoencoder file", path: path)
+        }
+        let config = try AutoencoderConfig.decode(json: json, path: path)
+        let model = Autoencoder(config: config, seed: 0)
+        let values = try model.inferenceTensors.map { name, tensor in try file.floats(name, shape: tensor.shape) }
+        for ((_, tensor), v) in zip(model.inferenceTensors, values) {
+            guard v.allSatisfy({ $0.isFinite }) else { throw TesseraError("tensor holds NaN or infinity", path: path) }
+            v.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
+        }
+        return model
+    }
+
+    /// The autoencoder of a model directory, checked against its model.json.
+    public static func load(modelDirectory directory: String) throws -> (Autoencoder, ModelManifest) {
+        let manifest = try ModelManifest.read(directory: directory)
+        guard let file = manifest.parts["autoencoder"] else {
+            throw TesseraError("this model has no autoencoder; train one with `tessera train autoencoder --data DIR --model-dir \(directory)`",
+                               path: directory)
+        }
+        let path = (directory as NSString).appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TesseraError("the autoencoder part is missing; train one with `tessera train autoencoder`", path: path)
+        }
+        let model = try load(path: path)
+        if let expected = manifest.autoencoder, expected != model.config {
+            throw TesseraError("its config differs from the one in model.json", path: path)
+        }
+        return (model, manifest)
+    }
+}

@@ -1,0 +1,196 @@
+// `tessera train autoencoder`: trains the image tokenizer on a dataset folder, with a progress
+// line, periodic atomic checkpoints, held-out figures, exact resume, and a clean save on Ctrl-C.
+// The model directory receives autoencoder.safetensors (f16) and model.json.
+import ArgumentParser
+import Foundation
+import TesseraData
+import TesseraModels
+import TesseraTensor
+
+struct AutoencoderModelOptions: ParsableArguments {
+    @Option(name: .customLong("image-size"), help: "Picture side in pixels.")
+    var imageSize = 64
+    @Option(help: "Channels per level, full resolution first; each further level halves the grid.")
+    var channels = "32,64,64"
+    @Option(name: .customLong("encoder-blocks"), help: "Residual blocks per level in the encoder.")
+    var encoderBlocks = "0,1,1"
+    @Option(name: .customLong("decoder-blocks"), help: "Residual blocks per level in the decoder.")
+    var decoderBlocks = "0,1,2"
+    @Option(help: "Quantizer: vq (EMA, l2-normalised codes) or gumbel (DALL-E's dVAE).")
+    var quantizer: QuantizerKind = .vq
+    @Option(name: .customLong("codebook-size"), help: "K, the number of codes.")
+    var codebookSize = 512
+    @Option(name: .customLong("code-dimension"), help: "D, the dimension of a code.")
+    var codeDimension = 16
+
+    func config() throws -> AutoencoderConfig {
+        func counts(_ text: String, _ flag: String) throws -> [Int] {
+            let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--\(flag) takes comma-separated whole numbers, e.g. 32,64,64")
+            }
+            return values.map { $0! }
+        }
+        let config = AutoencoderConfig(
+            imageSize: imageSize, channels: try counts(channels, "channels"),
+            encoderBlocks: try counts(encoderBlocks, "encoder-blocks"), decoderBlocks: try counts(decoderBlocks, "decoder-blocks"),
+            quantizer: quantizer, codebookSize: codebookSize, codeDimension: codeDimension)
+        do { try config.validate() } catch let error as TesseraError { throw ValidationError(error.problem) }
+        return config
+    }
+}
+
+extension QuantizerKind: ExpressibleByArgument {}
+
+struct TrainAutoencoder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoencoder",
+        abstract: "Train the discrete autoencoder (image tokenizer) of a model.")
+
+    @Option(help: "Dataset folder of NAME.png + NAME.txt pairs.")
+    var data: String
+    @Option(name: .customLong("model-dir"), help: "Model folder: receives autoencoder.safetensors and model.json.")
+    var modelDirectory: String
+    @Option(help: "Held-out dataset folder for PSNR (and the Shapes checker on Shapes data).")
+    var validation: String?
+    @Option(name: .customLong("validation-count"), help: "Held-out pictures scored (the first N by name).")
+    var validationCount = 500
+    @OptionGroup var model: AutoencoderModelOptions
+    @Option(help: "Optimiser updates in all.")
+    var steps = 6000
+    @Option(name: .customLong("batch-size"), help: "Pictures per update.")
+    var batchSize = 32
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (warm-up, then cosine to 1/20 of it).")
+    var learningRate: Float = 1e-3
+    @Option(name: .customLong("adversarial-weight"), help: "Weight of the patch discriminator's loss; 0 leaves it out.")
+    var adversarialWeight: Float = 0
+    @Option(name: .customLong("adversarial-start"), help: "Step from which the discriminator trains.")
+    var adversarialStart = 2000
+    @Flag(help: "Flip training pictures horizontally at random.")
+    var flip = false
+    @Option(help: "Seed of initialisation, data order and restarts.")
+    var seed: UInt64 = 1
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints.")
+    var checkpointEvery = 250
+    @Option(name: .customLong("validate-every"), help: "Steps between held-out figures.")
+    var validateEvery = 1000
+    @Flag(help: "Continue from the model folder's checkpoint (config and options come from it).")
+    var resume = false
+
+    func validate() throws {
+        guard steps > 0, batchSize > 0, batchSize <= 1024, checkpointEvery > 0, validateEvery > 0, validationCount > 0 else {
+            throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --validation-count must be positive")
+        }
+        guard learningRate > 0, adversarialWeight >= 0 else { throw ValidationError("--learning-rate must be > 0, --adversarial-weight ≥ 0") }
+    }
+
+    func run() throws {
+        try makeOutputDirectory(modelDirectory)
+        let trainingFolder = (modelDirectory as NSString).appendingPathComponent("training")
+        let checkpointPath = (trainingFolder as NSString).appendingPathComponent("autoencoder-checkpoint.safetensors")
+        var (config, options) = (try model.config(), AutoencoderTrainingOptions())
+        options.steps = steps
+        options.batchSize = batchSize
+        options.learningRate = learningRate
+        options.adversarialWeight = adversarialWeight
+        options.adversarialStart = adversarialStart
+        options.flip = flip
+        options.seed = seed
+        if resume { (config, options) = try Self.settings(ofCheckpoint: checkpointPath) }
+
+        let dataset = try FolderDataset(directory: data)
+        var loader = try BatchLoader(dataset: dataset, batchSize: options.batchSize, imageSize: config.imageSize, seed: options.seed)
+        let held = try validation.map { try HeldOut(directory: $0, count: validationCount, imageSize: config.imageSize) }
+        let autoencoder = Autoencoder(config: config, seed: options.seed)
+        let trainer = AutoencoderTrainer(model: autoencoder, options: options)
+        if resume {
+            let metadata = try trainer.restoreCheckpoint(from: checkpointPath)
+            loader.restore(epoch: Int(metadata["loader.epoch"] ?? "") ?? 0, position: Int(metadata["loader.position"] ?? "") ?? 0)
+            print("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
+        }
+        print("autoencoder: \(autoencoder.parameters.scalarCount) parameters, \(config.imageSize) px → \(config.gridSize)×\(config.gridSize) grid, "
+              + "\(config.codebookSize) codes of \(config.codeDimension) (\(config.quantizer.rawValue)); \(dataset.items.count) training pictures")
+        try makeOutputDirectory(trainingFolder)
+        Interrupt.install()
+        let stepsPerEpoch = max(1, dataset.items.count / options.batchSize)
+        var progress = ProgressLine(total: options.steps, startStep: trainer.step)
+
+        func saveAll() throws {
+            try trainer.saveCheckpoint(to: checkpointPath, metadata: ["loader.epoch": String(loader.epoch), "loader.position": String(loader.position)])
+            try autoencoder.save(to: (modelDirectory as NSString).appendingPathComponent(ModelManifest.autoencoderFile))
+            try Self.writeManifest(directory: modelDirectory, config: config)
+        }
+        while trainer.step < options.steps {
+            let report = trainer.train(pixels: loader.next().pixels)
+            var parts = [("rec", report.reconstruction), ("q", report.quantizer)]
+            if let adversarial = report.adversarial { parts.append(("adv", adversarial)) }
+            if let disc = report.discriminator { parts.append(("disc", disc)) }
+            progress.update(step: trainer.step, images: options.batchSize,
+                            text: parts.map { "\($0.0) \(format($0.1))" }.joined(separator: " ")
+                                + String(format: " ppl %.0f used %.0f%%", report.perplexity, 100 * trainer.codebookUsage(overSteps: stepsPerEpoch)))
+            if trainer.step % checkpointEvery == 0 || trainer.step == options.steps { try saveAll() }
+            if let held, trainer.step % validateEvery == 0 || trainer.step == options.steps {
+                progress.finishLine()
+                print("step \(trainer.step): held-out " + held.describe(autoencoder.score(pictures: held.pictures, captions: held.captions)))
+            }
+            if Interrupt.requested {
+                try saveAll()
+                progress.finishLine()
+                print("interrupted at step \(trainer.step): checkpoint saved; continue with --resume")
+                return
+            }
+        }
+        progress.finishLine()
+        let path = (modelDirectory as NSString).appendingPathComponent(ModelManifest.autoencoderFile)
+        if let held {
+            let (shipped, _) = try Autoencoder.load(modelDirectory: modelDirectory)
+            print("as stored (f16): held-out " + held.describe(shipped.score(pictures: held.pictures, captions: held.captions)))
+        }
+        print("wrote \(path) and \(ModelManifest.fileName); checkpoint at \(checkpointPath)")
+    }
+
+    static func settings(ofCheckpoint path: String) throws -> (AutoencoderConfig, AutoencoderTrainingOptions) {
+        let file = try SafetensorsFile(path: path)
+        guard let configText = file.metadata["tessera.autoencoder.config"],
+              let optionsText = file.metadata["tessera.autoencoder.training"],
+              let options = try? JSONDecoder().decode(AutoencoderTrainingOptions.self, from: Data(optionsText.utf8)) else {
+            throw TesseraError("not an autoencoder training checkpoint (config or options missing)", path: path)
+        }
+        return (try AutoencoderConfig.decode(json: configText, path: path), options)
+    }
+
+    /// Keeps what model.json says about other parts; the autoencoder defines the grid.
+    static func writeManifest(directory: String, config: AutoencoderConfig) throws {
+        var manifest = (try? ModelManifest.read(directory: directory))
+            ?? ModelManifest(name: (directory as NSString).lastPathComponent, autoencoder: config)
+        manifest.autoencoder = config
+        manifest.imageSize = config.imageSize
+        manifest.grid = [config.gridSize, config.gridSize]
+        manifest.codebookSize = config.codebookSize
+        manifest.parts["autoencoder"] = ModelManifest.autoencoderFile
+        try manifest.write(directory: directory)
+    }
+}
+
+/// The held-out pictures, loaded once.
+struct HeldOut {
+    let pictures: [[Float]]
+    let captions: [String]
+
+    init(directory: String, count: Int, imageSize: Int) throws {
+        let dataset = try FolderDataset(directory: directory)
+        let items = dataset.items.indices.prefix(count)
+        pictures = try items.map { planarPixels(try dataset.image(at: $0).resized(width: imageSize, height: imageSize)) }
+        captions = items.map { dataset.items[$0].captions[0] }
+    }
+
+    func describe(_ score: ReconstructionScore) -> String {
+        var text = String(format: "PSNR %.2f dB over %d pictures, codes used %.1f%%", score.psnr, score.images, 100 * score.codebookUsage)
+        if let exact = score.shapesExact { text += String(format: ", Shapes checker exact %.1f%%", 100 * exact) }
+        return text
+    }
+}
+
+private func format(_ value: Float) -> String {
+    abs(value) >= 0.1 ? String(format: "%.3f", value) : String(format: "%.4f", value)
+}

@@ -1,0 +1,265 @@
+// The autoencoder and its quantizers: shapes through encoder and decoder, nearest-code choice,
+// straight-through gradients, the EMA update, dead-code restarts, the Gumbel relaxation, a tiny
+// model overfitting a few pictures, exact resume, and model files that refuse to load when bad.
+import Foundation
+import Testing
+import TesseraData
+import TesseraModels
+import TesseraTensor
+
+/// A model small enough to train in a test: 16 px pictures, a 4×4 grid, 16 codes.
+func tinyConfig(_ quantizer: QuantizerKind = .vq) -> AutoencoderConfig {
+    AutoencoderConfig(imageSize: 16, channels: [8, 16, 16], encoderBlocks: [0, 1, 1], decoderBlocks: [0, 1, 1],
+                      groups: 4, quantizer: quantizer, codebookSize: 16, codeDimension: 4)
+}
+
+/// Pictures of flat colour blocks, (3, 16, 16) each in [−1, 1].
+func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
+    var rng = RandomGenerator(seed: seed)
+    return (0..<count).map { _ in
+        let colors = (0..<6).map { _ in rng.uniform() * 2 - 1 }
+        let split = 4 + rng.int(below: 8)
+        return (0..<3).flatMap { c in (0..<256).map { p in p % 16 < split ? colors[c] : colors[3 + c] } }
+    }
+}
+
+@Suite struct AutoencoderShapes {
+    @Test(arguments: QuantizerKind.allCases)
+    func encoderAndDecoderShapes(kind: QuantizerKind) throws {
+        let config = AutoencoderConfig(imageSize: 32, channels: [8, 8, 16, 16], encoderBlocks: [1, 0, 1, 1],
+                                       decoderBlocks: [0, 1, 0, 2], groups: 4, quantizer: kind, codebookSize: 10, codeDimension: 3)
+        try config.validate()
+        #expect(config.gridSize == 4 && config.downsampling == 8)
+        let model = Autoencoder(config: config, seed: 1)
+        let tape = Tape()
+        let head = model.encode(tape, Tensor(shape: [2, 3, 32, 32]))
+        #expect(head.shape == [2, kind == .vq ? 3 : 10, 4, 4])
+        #expect(model.decode(tape, Tensor(shape: [2, 3, 4, 4])).shape == [2, 3, 32, 32])  // continuous latents too
+        let codes = model.tokens(Tensor(shape: [2, 3, 32, 32]))
+        #expect(codes.count == 32 && codes.allSatisfy { $0 >= 0 && $0 < 10 })
+        #expect(model.pictures(tokens: codes, batch: 2).shape == [2, 3, 32, 32])
+    }
+
+    @Test func invalidConfigsAreRefused() {
+        var config = tinyConfig()
+        config.channels = [8, 10, 16]  // 10 is not a multiple of 4 groups
+        #expect(throws: TesseraError.self) { try config.validate() }
+        config = tinyConfig()
+        config.imageSize = 18  // not divisible by 4
+        #expect(throws: TesseraError.self) { try config.validate() }
+        config = tinyConfig()
+        config.decoderBlocks = [1]
+        #expect(throws: TesseraError.self) { try config.validate() }
+    }
+}
+
+@Suite struct VectorQuantizerBehaviour {
+    @Test func picksTheNearestCodeByCosine() {
+        var rng = RandomGenerator(seed: 3)
+        let quantizer = VectorQuantizer(config: tinyConfig(), rng: &rng)
+        let head = Tensor(shape: [1, 4, 2, 3])  // (B, D, h, w)
+        rng.fillNormal(head.data, count: head.count)
+        let tape = Tape()
+        let out = quantizer.quantize(tape, head, training: false, step: 0, totalSteps: 1, rng: &rng)
+        let codebook = quantizer.codebook.values
+        for p in 0..<6 {
+            let z = (0..<4).map { head.data[$0 * 6 + p] }
+            let similarity = (0..<16).map { k in (0..<4).reduce(Float(0)) { $0 + z[$1] * codebook[k * 4 + $1] } }
+            let best = similarity.indices.max { similarity[$0] < similarity[$1] }!
+            #expect(out.codes[p] == Int32(best))
+            for c in 0..<4 { #expect(out.latent.data[c * 6 + p] == codebook[best * 4 + c]) }
+        }
+    }
+
+    @Test func gradientPassesStraightThrough() {
+        var rng = RandomGenerator(seed: 4)
+        var config = tinyConfig()
+        config.commitmentWeight = 0
+        let quantizer = VectorQuantizer(config: config, rng: &rng)
+        let z = Tensor(shape: [1, 4, 2, 2], requiresGrad: true)  // already unit length per position
+        for p in 0..<4 { z.data[(p % 4) * 4 + p] = 1 }
+        let tape = Tape()
+        let out = quantizer.quantize(tape, z, training: false, step: 0, totalSteps: 1, rng: &rng)
+        let upstream = (0..<16).map { Float($0) - 7.5 }
+        tape.backward(out.latent, seed: upstream)
+        // d(x/‖x‖) at unit x is the projection onto the tangent plane: g − x (x·g).
+        for p in 0..<4 {
+            let dot = upstream[(p % 4) * 4 + p]
+            for c in 0..<4 {
+                let expected = upstream[c * 4 + p] - (c == p % 4 ? dot : 0)
+                #expect(abs(z.grad[c * 4 + p] - expected) < 1e-6)
+            }
+        }
+    }
+
+    @Test func emaUpdateFollowsTheFormula() {
+        var rng = RandomGenerator(seed: 5)
+        var config = tinyConfig()
+        config.codebookSize = 2
+        config.codeDimension = 2
+        config.emaDecay = 0.9
+        let quantizer = VectorQuantizer(config: config, rng: &rng)
+        let sizesBefore = quantizer.clusterSizes.values, sumsBefore = quantizer.clusterSums.values
+        let rows: [Float] = [1, 0, 0.6, 0.8, 0, 1]  // three positions, (P, D)
+        quantizer.updateAverages(rows, [0, 0, 1])
+        #expect(abs(quantizer.clusterSizes.values[0] - (0.9 * sizesBefore[0] + 0.1 * 2)) < 1e-6)
+        #expect(abs(quantizer.clusterSizes.values[1] - (0.9 * sizesBefore[1] + 0.1 * 1)) < 1e-6)
+        let sum0 = [0.9 * sumsBefore[0] + 0.1 * 1.6, 0.9 * sumsBefore[1] + 0.1 * 0.8]
+        #expect(abs(quantizer.clusterSums.values[0] - sum0[0]) < 1e-6 && abs(quantizer.clusterSums.values[1] - sum0[1]) < 1e-6)
+        let norm = (sum0[0] * sum0[0] + sum0[1] * sum0[1]).squareRoot()
+        #expect(abs(quantizer.codebook.values[0] - sum0[0] / norm) < 1e-6)
+        #expect(abs(quantizer.codebook.values[1] - sum0[1] / norm) < 1e-6)
+    }
+
+    @Test func trainingSeedsFromEncoderOutputsAndRestartsDeadCodes() {
+        var rng = RandomGenerator(seed: 6)
+        var config = tinyConfig()
+        config.restartThreshold = 0.5
+        config.emaDecay = 0.5
+        let quantizer = VectorQuantizer(config: config, rng: &rng)
+        let head = Tensor(shape: [1, 4, 4, 4])  // 16 positions, 16 codes
+        rng.fillNormal(head.data, count: head.count)
+        let tape = Tape()
+        let first = quantizer.quantize(tape, head, training: true, step: 0, totalSteps: 10, rng: &rng)
+        #expect(Set(first.codes).count == 16)  // seeded from these very positions: each finds its own code
+        // The same single position over and over: every other code falls below the threshold
+        // within a few steps and restarts at that position.
+        let one = Tensor(shape: [1, 4, 1, 1], values: [0.5, -0.5, 0.5, 0.5])
+        for step in 1...4 { _ = quantizer.quantize(tape, one, training: true, step: step, totalSteps: 10, rng: &rng) }
+        let codebook = quantizer.codebook.values
+        let nearOne = (0..<16).filter { k in
+            (0..<4).reduce(Float(0)) { $0 + codebook[k * 4 + $1] * one.data[$1] } > 0.99
+        }
+        #expect(nearOne.count >= 14)
+        tape.reset()
+    }
+}
+
+@Suite struct GumbelQuantizerBehaviour {
+    @Test func temperatureAnnealsAndTrainingLatentIsSoft() {
+        var config = tinyConfig(.gumbel)
+        config.temperatureStart = 1
+        config.temperatureEnd = 0.0625
+        let model = Autoencoder(config: config, seed: 2)
+        let quantizer = model.quantizer as! GumbelQuantizer
+        #expect(quantizer.temperature(step: 0, totalSteps: 100) == 1)
+        #expect(abs(quantizer.temperature(step: 40, totalSteps: 100) - 0.25) < 1e-6)
+        #expect(abs(quantizer.temperature(step: 100, totalSteps: 100) - 0.0625) < 1e-6)
+        var rng = RandomGenerator(seed: 9)
+        let head = Tensor(shape: [1, 16, 2, 2], requiresGrad: true)
+        rng.fillNormal(head.data, count: head.count)
+        let tape = Tape()
+        let out = quantizer.quantize(tape, head, training: true, step: 0, totalSteps: 100, rng: &rng)
+        #expect(out.latent.shape == [1, 4, 2, 2] && out.loss.item >= 0)
+        tape.backward(tape.add(tape.sum(out.latent), out.loss))
+        #expect(head.gradValues.contains { $0 != 0 })  // the relaxation lets gradients reach the logits
+        // Inference uses the argmax code's embedding.
+        let hard = quantizer.quantize(tape, head, training: false, step: 0, totalSteps: 100, rng: &rng)
+        let best = (0..<16).max { head.data[$0 * 4] < head.data[$1 * 4] }!
+        #expect(hard.codes[0] == Int32(best))
+        #expect(hard.latent.data[0] == quantizer.embedding.data[best * 4])
+        tape.reset()
+    }
+}
+
+@Suite struct AutoencoderTraining {
+    @Test(arguments: QuantizerKind.allCases)
+    func tinyModelOverfitsAFewPictures(kind: QuantizerKind) {
+        var options = AutoencoderTrainingOptions()
+        options.steps = 300
+        options.batchSize = 4
+        options.learningRate = 3e-3
+        options.warmupSteps = 20
+        let model = Autoencoder(config: tinyConfig(kind), seed: 3)
+        let trainer = AutoencoderTrainer(model: model, options: options)
+        let pictures = blockPictures(4, seed: 11)
+        let before = model.score(pictures: pictures, captions: []).psnr
+        for _ in 0..<options.steps { _ = trainer.train(pixels: Array(pictures.joined())) }
+        let after = model.score(pictures: pictures, captions: [])
+        #expect(after.psnr > before + 8 && after.psnr > 24, "PSNR \(before) → \(after.psnr) dB")
+    }
+
+    @Test func resumeContinuesExactly() throws {
+        var options = AutoencoderTrainingOptions()
+        options.steps = 6
+        options.batchSize = 2
+        options.adversarialWeight = 0.1
+        options.adversarialStart = 2
+        options.flip = true
+        let pictures = blockPictures(2, seed: 12)
+        let batch = Array(pictures.joined())
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-ae-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/checkpoint.safetensors"
+
+        let first = AutoencoderTrainer(model: Autoencoder(config: tinyConfig(), seed: 4), options: options)
+        for _ in 0..<3 { _ = first.train(pixels: batch) }
+        try first.saveCheckpoint(to: path, metadata: ["loader.position": "7"])
+        let straight = (0..<3).map { _ in first.train(pixels: batch) }
+
+        let second = AutoencoderTrainer(model: Autoencoder(config: tinyConfig(), seed: 99), options: options)
+        let metadata = try second.restoreCheckpoint(from: path)
+        #expect(metadata["loader.position"] == "7" && second.step == 3)
+        let resumed = (0..<3).map { _ in second.train(pixels: batch) }
+        #expect(straight.map(\.reconstruction) == resumed.map(\.reconstruction))
+        #expect(straight.map(\.discriminator) == resumed.map(\.discriminator))
+        #expect(first.model.parameters.entries.map(\.tensor.values) == second.model.parameters.entries.map(\.tensor.values))
+    }
+}
+
+@Suite struct AutoencoderFiles {
+    func temporaryFolder() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-model-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    @Test func savedModelLoadsWithHalfPrecisionWeights() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let model = Autoencoder(config: tinyConfig(), seed: 5)
+        try model.save(to: folder + "/" + ModelManifest.autoencoderFile)
+        try ModelManifest(name: "tiny", autoencoder: model.config).write(directory: folder)
+        let (loaded, manifest) = try Autoencoder.load(modelDirectory: folder)
+        #expect(manifest.name == "tiny" && manifest.grid == [4, 4] && manifest.codebookSize == 16)
+        for (a, b) in zip(model.parameters.entries, loaded.parameters.entries) {
+            #expect(a.name == b.name)
+            #expect(zip(a.tensor.values, b.tensor.values).allSatisfy { abs($0 - $1) <= abs($0) * 1e-3 + 1e-7 })
+        }
+    }
+
+    @Test func truncatedOrCorruptModelFilesAreErrors() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let model = Autoencoder(config: tinyConfig(), seed: 5)
+        let path = folder + "/" + ModelManifest.autoencoderFile
+        try model.save(to: path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: path))
+        #expect(throws: TesseraError.self) { try Autoencoder.load(path: path) }
+        // No model.json: not a model directory.
+        #expect(throws: TesseraError.self) { try Autoencoder.load(modelDirectory: folder) }
+        try Data("{\"kind\":\"tessera-model\"".utf8).write(to: URL(fileURLWithPath: folder + "/model.json"))
+        do {
+            _ = try Autoencoder.load(modelDirectory: folder)
+            Issue.record("a truncated model.json loaded")
+        } catch let error as TesseraError {
+            #expect(error.description.contains("model.json"))
+        }
+    }
+
+    @Test func corruptCheckpointIsAnErrorAndChangesNothing() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let trainer = AutoencoderTrainer(model: Autoencoder(config: tinyConfig(), seed: 6), options: AutoencoderTrainingOptions())
+        let path = folder + "/checkpoint.safetensors"
+        try trainer.saveCheckpoint(to: path, metadata: [:])
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[10] = UInt8(ascii: "!")  // breaks the JSON header
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let before = trainer.model.parameters.entries.map(\.tensor.values)
+        #expect(throws: TesseraError.self) { _ = try trainer.restoreCheckpoint(from: path) }
+        #expect(trainer.model.parameters.entries.map(\.tensor.values) == before)
+    }
+}
