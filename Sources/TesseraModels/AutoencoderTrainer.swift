@@ -164,8 +164,8 @@ public final class AutoencoderTrainer {
 }
 
 /// Held-out figures of an autoencoder: PSNR of pictures drawn from their own tokens (8-bit,
-/// over the whole set's mean squared error) and, when every caption is a Shapes caption, the
-/// share the Shapes checker reads back as that caption.
+/// over the whole set's mean squared error) and, for 64 px pictures whose captions are all
+/// Shapes captions, the share the Shapes checker reads back as that caption.
 public struct ReconstructionScore: Sendable {
     public var images = 0
     public var psnr: Double = 0
@@ -179,7 +179,7 @@ extension Autoencoder {
         let size = config.imageSize, plane = 3 * size * size
         var squaredError: Double = 0
         var shapes = Shapes.Score()
-        let checkShapes = !captions.isEmpty && captions.allSatisfy { Shapes.parse(caption: $0) != nil }
+        let checkShapes = size == Shapes.canvasSide && !captions.isEmpty && captions.allSatisfy { Shapes.parse(caption: $0) != nil }
         var used = Set<Int32>()
         for first in stride(from: 0, to: pictures.count, by: batchSize) {
             let items = first..<min(pictures.count, first + batchSize)

@@ -1,0 +1,75 @@
+// `tessera train autoencoder`, `tokens`, `decode` and `codebook` driven as a user would: a
+// tiny model trained for a few steps, a picture to tokens and back, and the errors for bad
+// grids, bad pictures and missing models, with nothing written on failure.
+import Foundation
+import Testing
+
+@Suite struct AutoencoderCommands {
+    @Test func trainTokensDecodeRoundTrip() throws {
+        let data = scratchFolder("ae-data"), model = scratchFolder("ae-model"), work = scratchFolder("ae-work")
+        defer { [data, model, work].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        #expect(try runTessera(["dataset", "shapes", "--count", "4", "--out", data]).status == 0)
+        let trained = try runTessera(["train", "autoencoder", "--data", data, "--model-dir", model, "--validation", data,
+                                      "--image-size", "16", "--channels", "8,16,16", "--codebook-size", "16",
+                                      "--code-dimension", "4", "--steps", "3", "--batch-size", "2"])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        #expect(trained.stdout.contains("held-out PSNR"), "\(trained.stdout)")
+        for file in ["model.json", "autoencoder.safetensors", "training/autoencoder-checkpoint.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: model + "/" + file), "\(file)")
+        }
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/model.json"))) as? [String: Any]
+        #expect(manifest?["grid"] as? [Int] == [4, 4] && manifest?["codebookSize"] as? Int == 16)
+
+        let tokens = try runTessera(["tokens", data + "/train-000000.png", "--model", model])
+        #expect(tokens.status == 0, "\(tokens.stderr)")
+        let lines = tokens.stdout.split(separator: "\n")
+        #expect(lines.count == 6 && lines[0] == "# tessera token grid v1", "\(tokens.stdout)")
+        #expect(lines[1].contains("grid: 4x4  codebook: 16"))
+        #expect(lines[2...].allSatisfy { $0.split(separator: " ").count == 4 })
+        let json = try runTessera(["tokens", data + "/train-000000.png", "--model", model, "--format", "json"])
+        #expect(json.stdout.hasPrefix("{\"grid\":[4,4],\"codebook\":16,\"tokens\":[["))
+
+        try tokens.stdout.write(toFile: work + "/grid.txt", atomically: true, encoding: .utf8)
+        let decoded = try runTessera(["decode", work + "/grid.txt", "--out", work + "/drawn.png", "--model", model])
+        #expect(decoded.status == 0, "\(decoded.stderr)")
+        let png = try #require(FileManager.default.contents(atPath: work + "/drawn.png"))
+        #expect(png[16..<24] == Data([0, 0, 0, 16, 0, 0, 0, 16]))
+        // Decoding the same grid twice draws the same picture.
+        _ = try runTessera(["decode", work + "/grid.txt", "--out", work + "/again.png", "--model", model])
+        #expect(FileManager.default.contents(atPath: work + "/again.png") == png)
+
+        let sheet = try runTessera(["codebook", "--model", model, "--out", work + "/codebook.png"])
+        #expect(sheet.status == 0 && FileManager.default.fileExists(atPath: work + "/codebook.png"), "\(sheet.stderr)")
+
+        // Bad grids: the line is named and nothing is written.
+        try "1 2 3 4\n1 2 3\n1 2 3 4\n1 2 3 4\n".write(toFile: work + "/ragged.txt", atomically: true, encoding: .utf8)
+        let ragged = try runTessera(["decode", work + "/ragged.txt", "--out", work + "/bad.png", "--model", model])
+        #expect(ragged.status != 0 && ragged.stderr.contains("ragged.txt: line 2: row 2 has 3 ids, the grid is 4 wide"), "\(ragged.stderr)")
+        try "1 2 3 4\n1 2 3 16\n1 2 3 4\n1 2 3 4\n".write(toFile: work + "/range.txt", atomically: true, encoding: .utf8)
+        let range = try runTessera(["decode", work + "/range.txt", "--out", work + "/bad.png", "--model", model])
+        #expect(range.status != 0 && range.stderr.contains("range.txt: line 2: token 16 is outside the codebook"), "\(range.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/bad.png"))
+
+        // A truncated picture, a missing model, a damaged weights file.
+        let picture = try #require(FileManager.default.contents(atPath: data + "/train-000001.png"))
+        try picture.prefix(picture.count / 2).write(to: URL(fileURLWithPath: work + "/cut.png"))
+        let cut = try runTessera(["tokens", work + "/cut.png", "--model", model])
+        #expect(cut.status != 0 && cut.stderr.contains("cut.png"), "\(cut.stderr)")
+        let missing = try runTessera(["tokens", data + "/train-000000.png", "--model", "no-such-model"])
+        #expect(missing.status != 0 && missing.stderr.contains("no model called 'no-such-model'"), "\(missing.stderr)")
+        let weights = try #require(FileManager.default.contents(atPath: model + "/autoencoder.safetensors"))
+        try weights.prefix(weights.count - 64).write(to: URL(fileURLWithPath: model + "/autoencoder.safetensors"))
+        let damaged = try runTessera(["tokens", data + "/train-000000.png", "--model", model])
+        #expect(damaged.status != 0 && damaged.stderr.contains("autoencoder.safetensors"), "\(damaged.stderr)")
+        #expect(damaged.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func resumeNeedsACheckpoint() throws {
+        let data = scratchFolder("ae-resume-data"), model = scratchFolder("ae-resume-model")
+        defer { [data, model].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        #expect(try runTessera(["dataset", "shapes", "--count", "2", "--out", data]).status == 0)
+        let result = try runTessera(["train", "autoencoder", "--data", data, "--model-dir", model, "--resume"])
+        #expect(result.status != 0 && result.stderr.contains("autoencoder-checkpoint.safetensors"), "\(result.stderr)")
+    }
+}
