@@ -45,6 +45,12 @@ struct ProgressLine {
     }
 }
 
+/// Prints a line to standard output at once, also when it is a file (print's buffer would
+/// hold a training log's lines back until exit).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 /// h:mm:ss or m:ss.
 func clock(_ seconds: Double) -> String {
     let s = Int(seconds.isFinite ? max(0, seconds) : 0)

@@ -106,9 +106,9 @@ struct TrainAutoencoder: ParsableCommand {
         if resume {
             let metadata = try trainer.restoreCheckpoint(from: checkpointPath)
             loader.restore(epoch: Int(metadata["loader.epoch"] ?? "") ?? 0, position: Int(metadata["loader.position"] ?? "") ?? 0)
-            print("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
+            say("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
         }
-        print("autoencoder: \(autoencoder.parameters.scalarCount) parameters, \(config.imageSize) px → \(config.gridSize)×\(config.gridSize) grid, "
+        say("autoencoder: \(autoencoder.parameters.scalarCount) parameters, \(config.imageSize) px → \(config.gridSize)×\(config.gridSize) grid, "
               + "\(config.codebookSize) codes of \(config.codeDimension) (\(config.quantizer.rawValue)); \(dataset.items.count) training pictures")
         try makeOutputDirectory(trainingFolder)
         Interrupt.install()
@@ -131,12 +131,12 @@ struct TrainAutoencoder: ParsableCommand {
             if trainer.step % checkpointEvery == 0 || trainer.step == options.steps { try saveAll() }
             if let held, trainer.step % validateEvery == 0 || trainer.step == options.steps {
                 progress.finishLine()
-                print("step \(trainer.step): held-out " + held.describe(autoencoder.score(pictures: held.pictures, captions: held.captions)))
+                say("step \(trainer.step): held-out " + held.describe(autoencoder.score(pictures: held.pictures, captions: held.captions)))
             }
             if Interrupt.requested {
                 try saveAll()
                 progress.finishLine()
-                print("interrupted at step \(trainer.step): checkpoint saved; continue with --resume")
+                say("interrupted at step \(trainer.step): checkpoint saved; continue with --resume")
                 return
             }
         }
@@ -144,9 +144,9 @@ struct TrainAutoencoder: ParsableCommand {
         let path = (modelDirectory as NSString).appendingPathComponent(ModelManifest.autoencoderFile)
         if let held {
             let (shipped, _) = try Autoencoder.load(modelDirectory: modelDirectory)
-            print("as stored (f16): held-out " + held.describe(shipped.score(pictures: held.pictures, captions: held.captions)))
+            say("as stored (f16): held-out " + held.describe(shipped.score(pictures: held.pictures, captions: held.captions)))
         }
-        print("wrote \(path) and \(ModelManifest.fileName); checkpoint at \(checkpointPath)")
+        say("wrote \(path) and \(ModelManifest.fileName); checkpoint at \(checkpointPath)")
     }
 
     static func settings(ofCheckpoint path: String) throws -> (AutoencoderConfig, AutoencoderTrainingOptions) {
