@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "TesseraTextTests", dependencies: ["TesseraText"]),
         .testTarget(name: "TesseraDataTests", dependencies: ["TesseraData", "TesseraText"]),
         .testTarget(
-            name: "TesseraModelsTests", dependencies: ["TesseraModels", "TesseraData", "TesseraTestSupport"]),
+            name: "TesseraModelsTests", dependencies: ["TesseraModels", "TesseraData", "TesseraKernels", "TesseraTestSupport"]),
         .testTarget(name: "TesseraCLITests", dependencies: ["tessera"]),
     ]
 )
