@@ -17,6 +17,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     /// Part name → file name within the directory ("autoencoder" → "autoencoder.safetensors").
     public var parts: [String: String]
     public var autoencoder: AutoencoderConfig?
+    public var ar: ARPriorConfig?
 
     public init(name: String, autoencoder: AutoencoderConfig, tokenizer: String? = nil) {
         self.name = name
@@ -30,6 +31,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
 
     public static let fileName = "model.json"
     public static let autoencoderFile = "autoencoder.safetensors"
+    public static let arFile = "ar.safetensors"
 
     public static func read(directory: String) throws -> ModelManifest {
         let path = (directory as NSString).appendingPathComponent(fileName)
@@ -47,12 +49,13 @@ public struct ModelManifest: Codable, Equatable, Sendable {
             throw TesseraError("kind \(manifest.kind) version \(manifest.version) is not a Tessera model v1", path: path)
         }
         try manifest.autoencoder?.validate(path: path)
+        try manifest.ar?.validate(path: path)
         return manifest
     }
 
     public func write(directory: String) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(self)
         try AtomicFile.write(data + Data("\n".utf8), to: (directory as NSString).appendingPathComponent(ModelManifest.fileName))
     }
@@ -120,5 +123,59 @@ extension Autoencoder {
             throw TesseraError("its config differs from the one in model.json", path: path)
         }
         return (model, manifest)
+    }
+}
+
+extension ARPrior {
+    static let configKey = "tessera.ar.config"
+
+    /// Writes the weights as f16, with the config.
+    public func save(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(config), as: UTF8.self)
+        var writer = SafetensorsWriter(metadata: [ARPrior.configKey: json, "tessera.part": "ar"])
+        for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
+        try writer.write(to: path)
+    }
+
+    public static func load(path: String) throws -> ARPrior {
+        let file = try SafetensorsFile(path: path)
+        guard let json = file.metadata[configKey] else {
+            throw TesseraError("no AR prior config in the metadata: not an AR prior file", path: path)
+        }
+        let config: ARPriorConfig
+        do { config = try JSONDecoder().decode(ARPriorConfig.self, from: Data(json.utf8)) } catch {
+            throw TesseraError("AR prior config is not valid (\(describe(error)))", path: path)
+        }
+        try config.validate(path: path)
+        let prior = ARPrior(config: config, seed: 0)
+        let values = try prior.parameters.entries.map { try file.floats($0.name, shape: $0.tensor.shape) }
+        for (entry, v) in zip(prior.parameters.entries, values) {
+            guard v.allSatisfy({ $0.isFinite }) else { throw TesseraError("tensor \(entry.name) holds NaN or infinity", path: path) }
+            v.withUnsafeBufferPointer { entry.tensor.data.update(from: $0.baseAddress!, count: entry.tensor.count) }
+        }
+        return prior
+    }
+
+    /// The AR prior of a model directory, checked against its model.json.
+    public static func load(modelDirectory directory: String, manifest: ModelManifest) throws -> ARPrior {
+        guard let file = manifest.parts["ar"] else {
+            throw TesseraError("this model has no AR prior; train one with `tessera train ar --data DIR --model-dir \(directory)`",
+                               path: directory)
+        }
+        let path = (directory as NSString).appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TesseraError("the AR prior part is missing; train one with `tessera train ar`", path: path)
+        }
+        let prior = try load(path: path)
+        if let expected = manifest.ar, expected != prior.config {
+            throw TesseraError("its config differs from the one in model.json", path: path)
+        }
+        guard prior.config.gridHeight == manifest.grid.first, prior.config.gridWidth == manifest.grid.last,
+              prior.config.codebookSize == manifest.codebookSize else {
+            throw TesseraError("the AR prior was trained for another grid or codebook than this model's autoencoder", path: path)
+        }
+        return prior
     }
 }

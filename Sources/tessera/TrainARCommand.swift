@@ -1,0 +1,197 @@
+// `tessera train ar`: trains the autoregressive prior of a model whose autoencoder exists. The
+// dataset's token grids are computed once with that autoencoder and cached beside the
+// checkpoint; captions are encoded with the model's text tokenizer.
+import ArgumentParser
+import Foundation
+import TesseraData
+import TesseraModels
+import TesseraTensor
+import TesseraText
+
+struct TrainAR: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ar",
+        abstract: "Train the autoregressive prior of a model (its autoencoder must exist).")
+
+    @Option(help: "Dataset folder of NAME.png + NAME.txt pairs.")
+    var data: String
+    @Option(name: .customLong("model-dir"), help: "Model folder with model.json and autoencoder.safetensors; receives ar.safetensors.")
+    var modelDirectory: String
+    @Option(help: "Text tokenizer folder (vocab.json + merges.txt); recorded in model.json. Default: the one model.json names.")
+    var tokenizer: String?
+    @Option(help: "Held-out dataset folder for the validation loss.")
+    var validation: String?
+    @Option(name: .customLong("text-length"), help: "Text positions; longer captions are cut (and counted).")
+    var textLength = 32
+    @Option(help: "Transformer width.")
+    var width = 192
+    @Option(help: "Transformer layers.")
+    var layers = 6
+    @Option(help: "Attention heads.")
+    var heads = 6
+    @Option(name: .customLong("text-loss-weight"), help: "Share of the loss on text tokens (DALL-E: 1/8).")
+    var textLossWeight: Float = 0.125
+    @Option(name: .customLong("caption-dropout"), help: "Rate of training on an empty caption (for guidance).")
+    var captionDropout: Float = 0.1
+    @Option(help: "Optimiser updates in all.")
+    var steps = 4000
+    @Option(name: .customLong("batch-size"), help: "Sequences per update.")
+    var batchSize = 32
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (warm-up, then cosine to 1/10 of it).")
+    var learningRate: Float = 1e-3
+    @Option(help: "Seed of initialisation and batches.")
+    var seed: UInt64 = 1
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints.")
+    var checkpointEvery = 250
+    @Option(name: .customLong("validate-every"), help: "Steps between validation losses.")
+    var validateEvery = 500
+    @Flag(help: "Continue from the model folder's AR checkpoint.")
+    var resume = false
+
+    func validate() throws {
+        guard steps > 0, (1...1024).contains(batchSize), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
+            throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --learning-rate must be positive")
+        }
+    }
+
+    func run() throws {
+        let (autoencoder, manifest) = try Autoencoder.load(modelDirectory: modelDirectory)
+        let tokenizerFolder: String
+        let recordedTokenizer: String
+        if let tokenizer {
+            tokenizerFolder = tokenizer
+            recordedTokenizer = relativePath(from: modelDirectory, to: tokenizer)
+        } else if let named = manifest.tokenizer {
+            tokenizerFolder = (modelDirectory as NSString).appendingPathComponent(named)
+            recordedTokenizer = named
+        } else {
+            throw TesseraError("model.json names no text tokenizer: pass --tokenizer DIR (vocab.json + merges.txt)", path: modelDirectory)
+        }
+        let bpe = try BPETokenizer(directory: tokenizerFolder)
+        let trainingFolder = (modelDirectory as NSString).appendingPathComponent("training")
+        try makeOutputDirectory(trainingFolder)
+        let checkpointPath = (trainingFolder as NSString).appendingPathComponent("ar-checkpoint.safetensors")
+
+        var config = ARPriorConfig(textLength: textLength, textVocabularySize: bpe.vocabularySize,
+                                   gridHeight: autoencoder.config.gridSize, gridWidth: autoencoder.config.gridSize,
+                                   codebookSize: autoencoder.config.codebookSize, width: width, layers: layers, numHeads: heads,
+                                   textLossWeight: textLossWeight, captionDropout: captionDropout)
+        var options = ARTrainingOptions()
+        options.steps = steps
+        options.batchSize = batchSize
+        options.learningRate = learningRate
+        options.seed = seed
+        if resume {
+            let file = try SafetensorsFile(path: checkpointPath)
+            guard let c = file.metadata["tessera.ar.config"], let o = file.metadata["tessera.ar.training"],
+                  let savedConfig = try? JSONDecoder().decode(ARPriorConfig.self, from: Data(c.utf8)),
+                  let savedOptions = try? JSONDecoder().decode(ARTrainingOptions.self, from: Data(o.utf8)) else {
+                throw TesseraError("not an AR training checkpoint (config or options missing)", path: checkpointPath)
+            }
+            (config, options) = (savedConfig, savedOptions)
+        }
+        try config.validate()
+
+        let examples = try tokenizedExamples(data, autoencoder: autoencoder, bpe: bpe, textLength: config.textLength,
+                                             cacheFolder: trainingFolder)
+        let held = try validation.map {
+            try tokenizedExamples($0, autoencoder: autoencoder, bpe: bpe, textLength: config.textLength, cacheFolder: trainingFolder)
+        }
+        let prior = ARPrior(config: config, seed: options.seed)
+        let trainer = ARTrainer(prior: prior, options: options)
+        if resume {
+            _ = try trainer.restoreCheckpoint(from: checkpointPath)
+            say("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
+        }
+        say("AR prior: \(prior.parameters.scalarCount) parameters, \(config.layers) layers of width \(config.width), "
+            + "\(config.textLength) text + \(config.imageLength) image positions; \(examples.count) training pictures")
+        Interrupt.install()
+        var progress = ProgressLine(total: options.steps, startStep: trainer.step)
+        func saveAll() throws {
+            try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
+            try prior.save(to: (modelDirectory as NSString).appendingPathComponent(ModelManifest.arFile))
+            var updated = try ModelManifest.read(directory: modelDirectory)
+            updated.ar = config
+            updated.tokenizer = recordedTokenizer
+            updated.parts["ar"] = ModelManifest.arFile
+            try updated.write(directory: modelDirectory)
+        }
+        while trainer.step < options.steps {
+            let loss = trainer.train(examples)
+            progress.update(step: trainer.step, images: options.batchSize,
+                            text: String(format: "text %.3f image %.3f", loss.text, loss.image))
+            if trainer.step % checkpointEvery == 0 || trainer.step == options.steps { try saveAll() }
+            if let held, trainer.step % validateEvery == 0 || trainer.step == options.steps {
+                progress.finishLine()
+                say(String(format: "step %d: validation image loss %.4f nats per token", trainer.step, trainer.validationLoss(held)))
+            }
+            if Interrupt.requested {
+                try saveAll()
+                progress.finishLine()
+                say("interrupted at step \(trainer.step): checkpoint saved; continue with --resume")
+                return
+            }
+        }
+        progress.finishLine()
+        say("wrote \((modelDirectory as NSString).appendingPathComponent(ModelManifest.arFile)) and model.json")
+    }
+}
+
+/// Every picture of a dataset folder as (captions' BPE ids, token grid), the grids computed
+/// with the autoencoder once and cached in `cacheFolder` under a key of the dataset's names and
+/// the autoencoder's weights.
+func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETokenizer, textLength: Int,
+                       cacheFolder: String) throws -> [TokenizedExample] {
+    let dataset = try FolderDataset(directory: directory)
+    var key = FNV1a()
+    for item in dataset.items { key.add(item.name) }
+    for entry in autoencoder.parameters.entries.prefix(4) { key.add(entry.tensor.values.prefix(64).map(\.bitPattern).description) }
+    let cachePath = (cacheFolder as NSString).appendingPathComponent("ar-tokens-\(String(key.value, radix: 16)).safetensors")
+    let n = autoencoder.config.gridSize * autoencoder.config.gridSize
+    var grids: [Int32]
+    if let file = try? SafetensorsFile(path: cachePath), let cached = try? file.integers("grids"), cached.count == dataset.items.count * n {
+        grids = cached.map { Int32($0) }
+    } else {
+        grids = []
+        let size = autoencoder.config.imageSize, chunk = 64
+        for first in stride(from: 0, to: dataset.items.count, by: chunk) {
+            let range = first..<min(dataset.items.count, first + chunk)
+            let pixels = try range.flatMap { planarPixels(try dataset.image(at: $0).resized(width: size, height: size)) }
+            grids += autoencoder.tokens(Tensor(shape: [range.count, 3, size, size], values: pixels))
+            FileHandle.standardError.write(Data("\rtokenizing \(directory): \(range.upperBound)/\(dataset.items.count)".utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        var writer = SafetensorsWriter(metadata: ["dataset": directory])
+        writer.add("grids", integers: grids.map { Int64($0) })
+        try writer.write(to: cachePath)
+    }
+    var cut = 0
+    let examples = dataset.items.enumerated().map { index, item in
+        TokenizedExample(captions: item.captions.map { caption in
+            let ids = bpe.encode(caption)
+            if ids.count > textLength { cut += 1 }
+            return ids.prefix(textLength).map { Int32($0) }
+        }, grid: Array(grids[index * n..<(index + 1) * n]))
+    }
+    if cut > 0 { say("warning: \(cut) captions in \(directory) are longer than \(textLength) tokens and were cut") }
+    return examples
+}
+
+/// FNV-1a over strings, for cache keys.
+struct FNV1a {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    mutating func add(_ text: String) {
+        for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        value = (value ^ 0xff) &* 0x100_0000_01b3
+    }
+}
+
+/// `target` relative to `base` when both are relative to the same place, else absolute.
+func relativePath(from base: String, to target: String) -> String {
+    let baseParts = URL(fileURLWithPath: base).standardizedFileURL.pathComponents
+    let targetParts = URL(fileURLWithPath: target).standardizedFileURL.pathComponents
+    var common = 0
+    while common < min(baseParts.count, targetParts.count) && baseParts[common] == targetParts[common] { common += 1 }
+    let ups = [String](repeating: "..", count: baseParts.count - common)
+    return (ups + targetParts[common...]).joined(separator: "/")
+}
