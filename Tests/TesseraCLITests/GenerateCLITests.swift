@@ -1,0 +1,63 @@
+// `tessera train ar`, `generate` and `complete` driven as a user would on a tiny model: seeds
+// reproduce pictures byte for byte, prompt files get a manifest, and every bad input is a
+// one-line error with nothing written.
+import Foundation
+import Testing
+
+@Suite struct GenerateCommands {
+    @Test func trainARThenGenerate() throws {
+        let data = scratchFolder("ar-data"), model = scratchFolder("ar-model"), work = scratchFolder("ar-work")
+        defer { [data, model, work].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        #expect(try runTessera(["dataset", "shapes", "--count", "6", "--out", data]).status == 0)
+        #expect(try runTessera(["train", "tokenizer", "--data", data, "--vocab-size", "300", "--out", model + "/vocab"]).status == 0)
+        let autoencoder = try runTessera(["train", "autoencoder", "--data", data, "--model-dir", model, "--image-size", "16",
+                                          "--channels", "8,16,16", "--codebook-size", "16", "--code-dimension", "4", "--steps", "2"])
+        #expect(autoencoder.status == 0, "\(autoencoder.stderr)")
+        // Without a tokenizer the AR prior cannot be trained, and generate says the part is missing.
+        let noPrior = try runTessera(["generate", "a red circle", "--model", model, "--out", work + "/x.png"])
+        #expect(noPrior.status != 0 && noPrior.stderr.contains("this model has no AR prior"), "\(noPrior.stderr)")
+        let trained = try runTessera(["train", "ar", "--data", data, "--model-dir", model, "--tokenizer", model + "/vocab",
+                                      "--validation", data, "--steps", "3", "--width", "16", "--layers", "1", "--heads", "2",
+                                      "--text-length", "24", "--batch-size", "4"])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        #expect(trained.stdout.contains("validation image loss"), "\(trained.stdout)")
+
+        let first = try runTessera(["generate", "a red circle in the center", "--model", model, "--seed", "5",
+                                    "--out", work + "/a.png", "--show-tokens", "--progress", work + "/rows.png"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("# tessera token grid v1") && first.stdout.contains("wrote \(work)/a.png"))
+        _ = try runTessera(["generate", "a red circle in the center", "--model", model, "--seed", "5", "--out", work + "/b.png"])
+        #expect(FileManager.default.contents(atPath: work + "/a.png") == FileManager.default.contents(atPath: work + "/b.png"))
+        #expect(FileManager.default.fileExists(atPath: work + "/rows.png"))
+
+        try "a red circle\na blue square on the left\n".write(toFile: work + "/prompts.txt", atomically: true, encoding: .utf8)
+        let batch = try runTessera(["generate", "--prompts", work + "/prompts.txt", "--out-dir", work + "/out", "--count", "2", "--model", model])
+        #expect(batch.status == 0, "\(batch.stderr)")
+        let manifest = try String(contentsOfFile: work + "/out/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(manifest.count == 4 && manifest[0].contains("\"prompt\":\"a red circle\"") && manifest[0].contains("\"prior\":\"ar\""))
+
+        let completed = try runTessera(["complete", data + "/train-000000.png", "a red circle", "--keep-rows", "2",
+                                        "--model", model, "--out", work + "/c.png"])
+        #expect(completed.status == 0, "\(completed.stderr)")
+
+        // Bad input: one line, non-zero, nothing written.
+        let cases: [([String], String)] = [
+            (["generate", "  ", "--model", model, "--out", work + "/bad.png"], "the prompt is empty"),
+            (["generate", "a red circle", "--model", model, "--prior", "diffusion", "--out", work + "/bad.png"], "no diffusion prior"),
+            (["generate", "a red circle", "--model", model, "--rerank", "4", "--out", work + "/bad.png"], "needs a scorer"),
+            (["generate", "a red circle", "--model", "nowhere", "--out", work + "/bad.png"], "no model called 'nowhere'"),
+            (["generate", "a red circle", "--model", model, "--top-p", "1.5", "--out", work + "/bad.png"], "--top-p must be in (0, 1]"),
+            (["complete", data + "/train-000000.png", "a red circle", "--keep-rows", "5", "--model", model, "--out", work + "/bad.png"],
+             "--keep-rows 5 is beyond the 4-row grid"),
+        ]
+        for (arguments, message) in cases {
+            let result = try runTessera(arguments)
+            #expect(result.status != 0 && result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: work + "/bad.png"))
+        let long = try runTessera(["generate", String(repeating: "a red circle and ", count: 10) + "a red circle", "--model", model,
+                                   "--out", work + "/long.png"])
+        #expect(long.status == 0 && long.stderr.contains("warning: the prompt is"), "\(long.stderr)")
+    }
+}
