@@ -4,32 +4,32 @@
 import TesseraAttention
 import TesseraTensor
 
-struct LayerNorm {
+public struct LayerNorm {
     let weight: Tensor  // (C)
     let bias: Tensor  // (C)
 
-    init(_ parameters: ParameterStore, _ name: String, width: Int, rng: inout RandomGenerator) {
+    public init(_ parameters: ParameterStore, _ name: String, width: Int, rng: inout RandomGenerator) {
         weight = parameters.add(name + ".weight", shape: [width], .ones, decays: false, rng: &rng)
         bias = parameters.add(name + ".bias", shape: [width], .zeros, decays: false, rng: &rng)
     }
 
-    func callAsFunction(_ tape: Tape, _ x: Tensor) -> Tensor { tape.layerNorm(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ tape: Tape, _ x: Tensor) -> Tensor { tape.layerNorm(x, weight: weight, bias: bias) }
 }
 
-struct Linear {
+public struct Linear {
     let weight: Tensor  // (Cout, Cin)
     let bias: Tensor  // (Cout)
 
-    init(_ parameters: ParameterStore, _ name: String, in inputs: Int, out outputs: Int, std: Float = 0.02,
+    public init(_ parameters: ParameterStore, _ name: String, in inputs: Int, out outputs: Int, std: Float = 0.02,
          rng: inout RandomGenerator) {
         weight = parameters.add(name + ".weight", shape: [outputs, inputs], .normal(std: std), decays: true, rng: &rng)
         bias = parameters.add(name + ".bias", shape: [outputs], .zeros, decays: false, rng: &rng)
     }
 
-    func callAsFunction(_ tape: Tape, _ x: Tensor) -> Tensor { tape.linear(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ tape: Tape, _ x: Tensor) -> Tensor { tape.linear(x, weight: weight, bias: bias) }
 }
 
-struct TransformerBlock {
+public struct TransformerBlock {
     let norm1: LayerNorm
     let attention: MultiHeadAttention
     let norm2: LayerNorm
@@ -37,7 +37,7 @@ struct TransformerBlock {
     let project: Linear
 
     /// GPT-2 scales the residual projections' initialisation by 1/√(2·layers).
-    init(_ parameters: ParameterStore, _ name: String, width: Int, numHeads: Int, layers: Int, rng: inout RandomGenerator) {
+    public init(_ parameters: ParameterStore, _ name: String, width: Int, numHeads: Int, layers: Int, rng: inout RandomGenerator) {
         let residualStd = 0.02 / Float(2 * layers).squareRoot()
         norm1 = LayerNorm(parameters, name + ".norm1", width: width, rng: &rng)
         attention = MultiHeadAttention(name + ".attention", width: width, numHeads: numHeads, parameters: parameters, rng: &rng)
@@ -47,13 +47,13 @@ struct TransformerBlock {
     }
 
     /// x (B, T, C) → (B, T, C).
-    func callAsFunction(_ tape: Tape, _ x: Tensor, mask: AttentionMask) -> Tensor {
+    public func callAsFunction(_ tape: Tape, _ x: Tensor, mask: AttentionMask) -> Tensor {
         let h = tape.add(x, attention(tape, norm1(tape, x), mask: mask))  // (B, T, C)
         return tape.add(h, project(tape, tape.gelu(expand(tape, norm2(tape, h)))))
     }
 
     /// New positions x (B, Tnew, C) after those in `cache` at `layer` → (B, Tnew, C).
-    func decode(_ tape: Tape, _ x: Tensor, cache: KVCache, layer: Int) -> Tensor {
+    public func decode(_ tape: Tape, _ x: Tensor, cache: KVCache, layer: Int) -> Tensor {
         let h = tape.add(x, attention.decode(tape, norm1(tape, x), cache: cache, layer: layer))  // (B, Tnew, C)
         return tape.add(h, project(tape, tape.gelu(expand(tape, norm2(tape, h)))))
     }

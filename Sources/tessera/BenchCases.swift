@@ -8,6 +8,8 @@ enum BenchCase: String, CaseIterable {
     case sgemm
     case kernels
     case attention
+    case gptTrain = "gpt-train"
+    case arSample = "ar-sample"
     case vqTrain = "vq-train"
 
     func run(_ report: (Measurement) -> Void) {
@@ -15,6 +17,8 @@ enum BenchCase: String, CaseIterable {
         case .sgemm: benchSgemm(report)
         case .kernels: benchKernels(report)
         case .attention: benchAttention(report)
+        case .gptTrain: benchGPTTrain(report)
+        case .arSample: benchARSample(report)
         case .vqTrain: benchVQTrain(report)
         }
     }
