@@ -56,8 +56,8 @@ struct TrainAutoencoder: ParsableCommand {
     @Option(name: .customLong("validation-count"), help: "Held-out pictures scored (the first N by name).")
     var validationCount = 500
     @OptionGroup var model: AutoencoderModelOptions
-    @Option(help: "Optimiser updates in all.")
-    var steps = 6000
+    @Option(help: "Optimiser updates in all (default 6000). With --resume, a larger count extends the run; the cosine schedule stretches to the new end.")
+    var steps: Int?
     @Option(name: .customLong("batch-size"), help: "Pictures per update.")
     var batchSize = 32
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate (warm-up, then cosine to 1/20 of it).")
@@ -78,7 +78,7 @@ struct TrainAutoencoder: ParsableCommand {
     var resume = false
 
     func validate() throws {
-        guard steps > 0, batchSize > 0, batchSize <= 1024, checkpointEvery > 0, validateEvery > 0, validationCount > 0 else {
+        guard (steps ?? 1) > 0, batchSize > 0, batchSize <= 1024, checkpointEvery > 0, validateEvery > 0, validationCount > 0 else {
             throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --validation-count must be positive")
         }
         guard learningRate > 0, adversarialWeight >= 0 else { throw ValidationError("--learning-rate must be > 0, --adversarial-weight ≥ 0") }
@@ -89,14 +89,17 @@ struct TrainAutoencoder: ParsableCommand {
         let trainingFolder = (modelDirectory as NSString).appendingPathComponent("training")
         let checkpointPath = (trainingFolder as NSString).appendingPathComponent("autoencoder-checkpoint.safetensors")
         var (config, options) = (try model.config(), AutoencoderTrainingOptions())
-        options.steps = steps
+        options.steps = steps ?? 6000
         options.batchSize = batchSize
         options.learningRate = learningRate
         options.adversarialWeight = adversarialWeight
         options.adversarialStart = adversarialStart
         options.flip = flip
         options.seed = seed
-        if resume { (config, options) = try Self.settings(ofCheckpoint: checkpointPath) }
+        if resume {
+            (config, options) = try Self.settings(ofCheckpoint: checkpointPath)
+            if let steps { options.steps = steps }
+        }
 
         let dataset = try FolderDataset(directory: data)
         var loader = try BatchLoader(dataset: dataset, batchSize: options.batchSize, imageSize: config.imageSize, seed: options.seed)
