@@ -93,7 +93,11 @@ public func col2im(_ image: UnsafeMutablePointer<Float>, _ columns: UnsafePointe
             let y = oy * s - g.padding + ky
             guard y >= 0 && y < g.height else { continue }
             let target = plane + y * g.width - g.padding + kx, line = src + oy * gw
-            for ox in inside { target[ox * s] += line[ox] }
+            if s == 1 {
+                accumulate(target + inside.lowerBound, line + inside.lowerBound, inside.count)
+            } else {
+                for ox in inside { target[ox * s] += line[ox] }
+            }
         }
     }
 }

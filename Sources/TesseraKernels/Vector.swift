@@ -23,6 +23,20 @@ func loadPartial16(_ p: UnsafePointer<Float>, _ count: Int, fill: Float = 0) -> 
     return v
 }
 
+/// y[i] += x[i], serially (for short runs inside kernels that are already threaded).
+@inline(__always)
+func accumulate(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        store16(load16(y + i) + load16(x + i), y + i)
+        i += 16
+    }
+    while i < count {
+        y[i] += x[i]
+        i += 1
+    }
+}
+
 /// Σ x[i].
 public func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     var acc0 = Vec16(), acc1 = Vec16()
