@@ -73,3 +73,20 @@ import Testing
         #expect(result.status != 0 && result.stderr.contains("autoencoder-checkpoint.safetensors"), "\(result.stderr)")
     }
 }
+
+@Suite struct ShippedModels {
+    /// The shipped emoji model is found by name from the working directory, tokenizes a
+    /// picture to its 16×16 grid and draws it back.
+    @Test func emojiModelTokenizesAndDraws() throws {
+        let data = scratchFolder("shipped-data"), work = scratchFolder("shipped-work")
+        defer { [data, work].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        #expect(try runTessera(["dataset", "shapes", "--count", "1", "--out", data]).status == 0)
+        let tokens = try runTessera(["tokens", data + "/train-000000.png", "--model", "emoji"])
+        #expect(tokens.status == 0, "\(tokens.stderr)")
+        #expect(tokens.stdout.contains("# model: emoji  grid: 16x16  codebook: 512"))
+        try tokens.stdout.write(toFile: work + "/grid.txt", atomically: true, encoding: .utf8)
+        let drawn = try runTessera(["decode", work + "/grid.txt", "--out", work + "/drawn.png", "--model", "emoji"])
+        #expect(drawn.status == 0, "\(drawn.stderr)")
+    }
+}
