@@ -101,10 +101,3 @@ public final class ARTrainer {
         return state.metadata
     }
 }
-
-/// Compact JSON with sorted keys, the form configs take in metadata and comparisons.
-func jsonText<T: Encodable>(_ value: T) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
-}

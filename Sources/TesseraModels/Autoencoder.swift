@@ -1,6 +1,8 @@
 // The discrete autoencoder: a conv encoder with stride-2 downsampling and residual blocks, a
 // quantizer, and a conv decoder with nearest upsampling + conv and residual blocks (the VQGAN
 // layout, Esser et al. 2021, without attention). Pictures are (B, 3, H, W) in [−1, 1].
+import TesseraData
+import TesseraImage
 import TesseraTensor
 
 struct Encoder {
@@ -123,6 +125,13 @@ public final class Autoencoder {
         let codes = quantizer.quantize(tape, head, training: false, step: 0, totalSteps: 1, rng: &rng).codes
         tape.reset()
         return codes
+    }
+
+    /// The token grid (h·w codes) of one picture, resized to the model's size when it differs.
+    public func tokens(picture: Image) -> [Int32] {
+        let size = config.imageSize
+        let sized = picture.width == size && picture.height == size ? picture : picture.resized(width: size, height: size)
+        return tokens(Tensor(shape: [1, 3, size, size], values: planarPixels(sized)))
     }
 
     /// Pictures (B, 3, H, W) from token grids (B·h·w codes, each below K).

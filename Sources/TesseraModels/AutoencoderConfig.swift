@@ -84,11 +84,7 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
         }
     }
 
-    public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
+    public func json() -> String { jsonText(self) }
 
     public static func decode(json: String, path: String) throws -> AutoencoderConfig {
         do {

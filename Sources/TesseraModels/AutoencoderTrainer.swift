@@ -138,7 +138,7 @@ public final class AutoencoderTrainer {
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
         var metadata = metadata
         metadata["tessera.autoencoder.config"] = model.config.json()
-        metadata["tessera.autoencoder.training"] = trainingOptionsJSON()
+        metadata["tessera.autoencoder.training"] = jsonText(options)
         try Checkpoint.save(to: path, optimizers: [optimizer] + (discriminatorOptimizer.map { [$0] } ?? []),
                             buffers: model.quantizer.buffers, state: TrainingState(step: step, rng: rng, metadata: metadata))
     }
@@ -154,12 +154,6 @@ public final class AutoencoderTrainer {
         step = state.step
         rng = state.rng
         return state.metadata
-    }
-
-    func trainingOptionsJSON() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? encoder.encode(options)) ?? Data(), as: UTF8.self)
     }
 }
 

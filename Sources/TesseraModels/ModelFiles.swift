@@ -76,6 +76,40 @@ func describe(_ error: Error) -> String {
     }
 }
 
+/// Compact JSON with sorted keys, the form configs take in metadata and comparisons.
+func jsonText<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
+}
+
+/// Copies each named tensor of `file` into its target, after checking them all (shape, dtype,
+/// finite values), so a bad file changes nothing.
+func fill(_ targets: [(name: String, tensor: Tensor)], from file: SafetensorsFile) throws {
+    let values = try targets.map { name, tensor in try file.floats(name, shape: tensor.shape) }
+    for ((name, _), v) in zip(targets, values) where !v.allSatisfy({ $0.isFinite }) {
+        throw TesseraError("tensor \(name) holds NaN or infinity", path: file.path)
+    }
+    for ((_, tensor), v) in zip(targets, values) {
+        v.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
+    }
+}
+
+extension ModelManifest {
+    /// The file of `part` in a model directory, or an error that says how to make it.
+    func partPath(_ part: String, label: String, directory: String) throws -> String {
+        guard let file = parts[part] else {
+            throw TesseraError("this model has no \(label); train one with `tessera train \(part) --data DIR --model-dir \(directory)`",
+                               path: directory)
+        }
+        let path = (directory as NSString).appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TesseraError("the \(label) part is missing; train one with `tessera train \(part)`", path: path)
+        }
+        return path
+    }
+}
+
 extension Autoencoder {
     static let configKey = "tessera.autoencoder.config"
 
@@ -99,25 +133,14 @@ extension Autoencoder {
         }
         let config = try AutoencoderConfig.decode(json: json, path: path)
         let model = Autoencoder(config: config, seed: 0)
-        let values = try model.inferenceTensors.map { name, tensor in try file.floats(name, shape: tensor.shape) }
-        for ((_, tensor), v) in zip(model.inferenceTensors, values) {
-            guard v.allSatisfy({ $0.isFinite }) else { throw TesseraError("tensor holds NaN or infinity", path: path) }
-            v.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
-        }
+        try fill(model.inferenceTensors, from: file)
         return model
     }
 
     /// The autoencoder of a model directory, checked against its model.json.
     public static func load(modelDirectory directory: String) throws -> (Autoencoder, ModelManifest) {
         let manifest = try ModelManifest.read(directory: directory)
-        guard let file = manifest.parts["autoencoder"] else {
-            throw TesseraError("this model has no autoencoder; train one with `tessera train autoencoder --data DIR --model-dir \(directory)`",
-                               path: directory)
-        }
-        let path = (directory as NSString).appendingPathComponent(file)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw TesseraError("the autoencoder part is missing; train one with `tessera train autoencoder`", path: path)
-        }
+        let path = try manifest.partPath("autoencoder", label: "autoencoder", directory: directory)
         let model = try load(path: path)
         if let expected = manifest.autoencoder, expected != model.config {
             throw TesseraError("its config differs from the one in model.json", path: path)
@@ -131,10 +154,7 @@ extension ARPrior {
 
     /// Writes the weights as f16, with the config.
     public func save(to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = String(decoding: try encoder.encode(config), as: UTF8.self)
-        var writer = SafetensorsWriter(metadata: [ARPrior.configKey: json, "tessera.part": "ar"])
+        var writer = SafetensorsWriter(metadata: [ARPrior.configKey: jsonText(config), "tessera.part": "ar"])
         for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
         try writer.write(to: path)
     }
@@ -150,24 +170,13 @@ extension ARPrior {
         }
         try config.validate(path: path)
         let prior = ARPrior(config: config, seed: 0)
-        let values = try prior.parameters.entries.map { try file.floats($0.name, shape: $0.tensor.shape) }
-        for (entry, v) in zip(prior.parameters.entries, values) {
-            guard v.allSatisfy({ $0.isFinite }) else { throw TesseraError("tensor \(entry.name) holds NaN or infinity", path: path) }
-            v.withUnsafeBufferPointer { entry.tensor.data.update(from: $0.baseAddress!, count: entry.tensor.count) }
-        }
+        try fill(prior.parameters.entries.map { ($0.name, $0.tensor) }, from: file)
         return prior
     }
 
     /// The AR prior of a model directory, checked against its model.json.
     public static func load(modelDirectory directory: String, manifest: ModelManifest) throws -> ARPrior {
-        guard let file = manifest.parts["ar"] else {
-            throw TesseraError("this model has no AR prior; train one with `tessera train ar --data DIR --model-dir \(directory)`",
-                               path: directory)
-        }
-        let path = (directory as NSString).appendingPathComponent(file)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw TesseraError("the AR prior part is missing; train one with `tessera train ar`", path: path)
-        }
+        let path = try manifest.partPath("ar", label: "AR prior", directory: directory)
         let prior = try load(path: path)
         if let expected = manifest.ar, expected != prior.config {
             throw TesseraError("its config differs from the one in model.json", path: path)

@@ -215,10 +215,7 @@ struct Complete: ParsableCommand {
         guard keepRows >= 0 && keepRows <= height else {
             throw TesseraError("--keep-rows \(keepRows) is beyond the \(height)-row grid of this model")
         }
-        let size = loaded.autoencoder.config.imageSize
-        var picture = try Image(contentsOfPNG: image)
-        if picture.width != size || picture.height != size { picture = picture.resized(width: size, height: size) }
-        let given = loaded.autoencoder.tokens(Tensor(shape: [1, 3, size, size], values: planarPixels(picture)))
+        let given = loaded.autoencoder.tokens(picture: try Image(contentsOfPNG: image))
         let keep = given.enumerated().map { $0.offset < keepRows * width ? $0.element : -1 }
         var rng = RandomGenerator(seed: sampling.seed)
         let tokens = loaded.prior.sample(text: try loaded.textTokens(prompt), options: sampling.options, rng: &rng, keep: keep)

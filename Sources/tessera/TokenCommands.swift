@@ -56,11 +56,8 @@ struct Tokens: ParsableCommand {
 
     func run() throws {
         let (autoencoder, manifest) = try model.autoencoder()
-        let size = autoencoder.config.imageSize
-        var picture = try Image(contentsOfPNG: image)
-        if picture.width != size || picture.height != size { picture = picture.resized(width: size, height: size) }
         let side = autoencoder.config.gridSize
-        let codes = autoencoder.tokens(Tensor(shape: [1, 3, size, size], values: planarPixels(picture)))
+        let codes = autoencoder.tokens(picture: try Image(contentsOfPNG: image))
         let grid = TokenGrid(height: side, width: side, codebookSize: autoencoder.config.codebookSize, tokens: codes)
         print(format == .text ? grid.text(modelName: manifest.name) : grid.json(), terminator: "")
     }
