@@ -43,8 +43,7 @@ extension ARPrior {
             for b in 0..<batch {
                 var row = Array(logits[b * k..<(b + 1) * k])
                 if guided {
-                    let unconditional = logits[(batch + b) * k..<(batch + b + 1) * k]
-                    for (i, u) in zip(row.indices, unconditional) { row[i] = u + options.guidance * (row[i] - u) }
+                    applyGuidance(&row, unconditional: logits[(batch + b) * k..<(batch + b + 1) * k], scale: options.guidance)
                 }
                 let kept = keep.map { $0[b * n + j] } ?? -1
                 let token = kept >= 0 ? kept : pickCode(&row, options: options, rng: &rng)
@@ -57,6 +56,13 @@ extension ARPrior {
         }
         return tokens
     }
+}
+
+/// Classifier-free guidance: u + s·(c − u) over a row of conditional logits c, in place.
+/// A scale of 1 leaves the conditional logits as they are.
+public func applyGuidance(_ conditional: inout [Float], unconditional: ArraySlice<Float>, scale: Float) {
+    precondition(conditional.count == unconditional.count, "applyGuidance: \(conditional.count) and \(unconditional.count) logits")
+    for (i, u) in zip(conditional.indices, unconditional) { conditional[i] = u + scale * (conditional[i] - u) }
 }
 
 /// One code from a row of logits under the sampling options (the row is overwritten).

@@ -59,6 +59,34 @@ func tinyPriorConfig() -> ARPriorConfig {
         #expect(rowsSeen == [0, 1])
     }
 
+    @Test func guidanceOfOneIsPlainConditionalSampling() {
+        let config = tinyPriorConfig()
+        let prior = ARPrior(config: config, seed: 6)
+        let text = prior.textTokens([2, 9])
+        var rng = RandomGenerator(seed: 13)
+        let plain = prior.sample(text: text, options: SamplingOptions(topK: 5, guidance: 1), rng: &rng)
+        // Replay the drawn grid through the guided batch (conditional row, then the empty
+        // caption's row): guidance 1 over that batch must give the plain conditional logits.
+        let single = prior.makeCache(batch: 1), pair = prior.makeCache(batch: 2)
+        var alone = prior.decodeStep(text, batch: 1, start: 0, cache: single)
+        var both = prior.decodeStep(text + prior.emptyText, batch: 2, start: 0, cache: pair)
+        var worst: Float = 0, moved: Float = 0
+        for j in 0..<config.imageLength {
+            var guided = Array(both[0..<config.codebookSize])
+            applyGuidance(&guided, unconditional: both[config.codebookSize...], scale: 1)
+            worst = max(worst, zip(guided, alone).map { abs($0 - $1) }.max()!)
+            var stronger = Array(both[0..<config.codebookSize])
+            applyGuidance(&stronger, unconditional: both[config.codebookSize...], scale: 3)
+            moved = max(moved, zip(stronger, alone).map { abs($0 - $1) }.max()!)
+            if j + 1 < config.imageLength {
+                alone = prior.decodeStep([plain[j]], batch: 1, start: config.textLength + j, cache: single)
+                both = prior.decodeStep([plain[j], plain[j]], batch: 2, start: config.textLength + j, cache: pair)
+            }
+        }
+        #expect(worst < 1e-5, "guidance 1 differs from conditional logits by \(worst)")
+        #expect(moved > 1e-3, "a caption that changes nothing would make this test vacuous")
+    }
+
     @Test func topKAndTemperatureZeroRestrictTheChoice() {
         var rng = RandomGenerator(seed: 4)
         for _ in 0..<50 {
