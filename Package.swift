@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "TesseraDataTests", dependencies: ["TesseraData", "TesseraText"]),
         .testTarget(
             name: "TesseraModelsTests", dependencies: ["TesseraModels", "TesseraData", "TesseraKernels", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraCLITests", dependencies: ["tessera"]),
+        .testTarget(name: "TesseraCLITests", dependencies: ["tessera", "TesseraImage"]),
     ]
 )

@@ -56,6 +56,21 @@ public struct Image: Equatable, Sendable {
         return Image(width: width, height: height, channels: 3, pixels: out)
     }
 
+    /// This image with every pixel repeated factor × factor times (nearest neighbour).
+    public func zoomed(by factor: Int) -> Image {
+        precondition(factor >= 1, "zoom by \(factor)")
+        if factor == 1 { return self }
+        var out = [UInt8](repeating: 0, count: width * height * channels * factor * factor)
+        let rowBytes = width * factor * channels
+        for y in 0..<height * factor {
+            for x in 0..<width * factor {
+                let source = ((y / factor) * width + x / factor) * channels
+                for c in 0..<channels { out[y * rowBytes + x * channels + c] = pixels[source + c] }
+            }
+        }
+        return Image(width: width * factor, height: height * factor, channels: channels, pixels: out)
+    }
+
     /// Copies `other` (same channel count) with its top-left corner at (x, y), clipped to this image.
     public mutating func paste(_ other: Image, x: Int, y: Int) {
         precondition(other.channels == channels, "paste: \(other.channels) channels into \(channels)")

@@ -111,6 +111,8 @@ struct Generate: ParsableCommand {
     var preview = false
     @Option(help: "Write a strip of the picture as its rows arrive (single prompt).")
     var progress: String?
+    @Option(help: "With --prompts: also write one PNG of every picture at 2× with its prompt under it (a gallery; each prompt's pictures side by side).")
+    var sheet: String?
 
     func validate() throws {
         guard (1...64).contains(count) else { throw ValidationError("--count must be 1…64") }
@@ -120,6 +122,7 @@ struct Generate: ParsableCommand {
         case (nil, .some): if outDirectory == nil { throw ValidationError("--prompts needs --out-dir DIR") }
         default: break
         }
+        if sheet != nil && prompts == nil { throw ValidationError("--sheet goes with --prompts FILE") }
     }
 
     func run() throws {
@@ -149,12 +152,14 @@ struct Generate: ParsableCommand {
         for line in lines { _ = try loaded.textTokens(line) }  // every prompt checked before any picture is drawn
         try makeOutputDirectory(outDirectory)
         var manifest = ""
+        var gallery: [Image] = []
         for (index, line) in lines.enumerated() {
             let seed = sampling.seed &+ UInt64(index)
             let start = Date()
             let tokens = try sample(loaded, prompt: line, seed: seed) { _, _ in }
             let seconds = Date().timeIntervalSince(start)
             for (k, image) in loaded.draw(tokens, count: count).enumerated() {
+                if sheet != nil { gallery.append(image.zoomed(by: 2)) }
                 let name = String(format: "%04d-%02d.png", index, k)
                 try image.writePNG(to: (outDirectory as NSString).appendingPathComponent(name))
                 manifest += "{\"prompt\":\(jsonString(line)),\"file\":\(jsonString(name)),\"prior\":\"ar\",\"seed\":\(seed),"
@@ -164,6 +169,10 @@ struct Generate: ParsableCommand {
             if showTokens { printGrids(loaded, tokens) }
         }
         try AtomicFile.write(Data(manifest.utf8), to: (outDirectory as NSString).appendingPathComponent("manifest.jsonl"))
+        if let sheet {
+            let captions = lines.flatMap { [String](repeating: $0, count: count) }
+            try ContactSheet.make(gallery, captions: captions, columns: count * max(1, 6 / count)).writePNG(to: sheet)
+        }
         say("wrote \(lines.count * count) pictures and manifest.jsonl to \(outDirectory)")
     }
 

@@ -3,6 +3,7 @@
 // one-line error with nothing written.
 import Foundation
 import Testing
+import TesseraImage
 
 @Suite struct GenerateCommands {
     @Test func trainARThenGenerate() throws {
@@ -32,10 +33,19 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: work + "/rows.png"))
 
         try "a red circle\na blue square on the left\n".write(toFile: work + "/prompts.txt", atomically: true, encoding: .utf8)
-        let batch = try runTessera(["generate", "--prompts", work + "/prompts.txt", "--out-dir", work + "/out", "--count", "2", "--model", model])
+        let batch = try runTessera(["generate", "--prompts", work + "/prompts.txt", "--out-dir", work + "/out", "--count", "2",
+                                    "--model", model, "--sheet", work + "/gallery.png"])
         #expect(batch.status == 0, "\(batch.stderr)")
         let manifest = try String(contentsOfFile: work + "/out/manifest.jsonl", encoding: .utf8).split(separator: "\n")
         #expect(manifest.count == 4 && manifest[0].contains("\"prompt\":\"a red circle\"") && manifest[0].contains("\"prior\":\"ar\""))
+        // The gallery: every picture at 2× (the first one in the first cell), captions under them.
+        let gallery = try Image(contentsOfPNG: work + "/gallery.png")
+        let picture = try Image(contentsOfPNG: work + "/out/0000-00.png")
+        #expect(gallery.width >= 4 * 2 * picture.width && gallery.height > 2 * picture.height)
+        let corner = (0..<2 * picture.height).allSatisfy { y in
+            (0..<2 * picture.width).allSatisfy { x in gallery[4 + x, 4 + y] == picture[x / 2, y / 2] }
+        }
+        #expect(corner)
 
         let completed = try runTessera(["complete", data + "/train-000000.png", "a red circle", "--keep-rows", "2",
                                         "--model", model, "--out", work + "/c.png"])
