@@ -2,6 +2,7 @@
 // elements into contiguous chunks; nothing above the kernels spawns threads.
 import Dispatch
 import Foundation
+import Synchronization
 import COpenBLAS
 
 public enum Threads {
@@ -22,7 +23,7 @@ public enum Threads {
     public static func parallelFor(
         _ count: Int, minimumChunk: Int = 1, callsBLAS: Bool = false, _ body: (Range<Int>) -> Void
     ) {
-        let tasks = min(Threads.count, count / max(1, minimumChunk))
+        let tasks = insideReplicas.load(ordering: .relaxed) ? 1 : min(Threads.count, count / max(1, minimumChunk))
         if tasks <= 1 {
             if count > 0 { body(0..<count) }
             return
@@ -34,6 +35,28 @@ public enum Threads {
             run(count, tasks: tasks, body)
         } else {
             run(count, tasks: tasks, body)
+        }
+    }
+
+    /// Set while `replicas` runs: every kernel then stays on the thread that calls it.
+    private static let insideReplicas = Atomic<Bool>(false)
+
+    /// Runs `body(0)…body(n − 1)` at once, one per worker, for data-parallel work: each body
+    /// holds a whole share of a batch, so the kernels inside (and OpenBLAS) run single-threaded
+    /// instead of splitting each op again. Returns when all have finished.
+    public static func replicas(_ n: Int, _ body: (Int) -> Void) {
+        precondition(n >= 1 && !insideReplicas.load(ordering: .relaxed), "Threads.replicas: \(n) replicas, or nested")
+        if n == 1 { return body(0) }
+        let blasThreads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        insideReplicas.store(true, ordering: .relaxed)
+        defer {
+            insideReplicas.store(false, ordering: .relaxed)
+            openblas_set_num_threads(blasThreads)
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: n) { shared.value($0) }
         }
     }
 

@@ -63,7 +63,7 @@ public struct ARPriorConfig: Codable, Equatable, Sendable {
 
 public final class ARPrior {
     public let config: ARPriorConfig
-    public let parameters = ParameterStore()
+    public let parameters: ParameterStore
     /// Rows: text tokens, then one pad per text position, then the image codes.
     let tokenEmbedding: Tensor  // (Vtext + Ttext + K, C)
     /// Rows: text positions, image rows, image columns, and one row text positions add as their second part.
@@ -73,8 +73,18 @@ public final class ARPrior {
     let textHead: Linear
     let imageHead: Linear
 
-    public init(config: ARPriorConfig, seed: UInt64) {
+    public convenience init(config: ARPriorConfig, seed: UInt64) {
+        self.init(config: config, seed: seed, parameters: ParameterStore())
+    }
+
+    /// A replica for another training worker: the same values, its own gradients.
+    public convenience init(replicaOf other: ARPrior) {
+        self.init(config: other.config, seed: 0, parameters: ParameterStore(mirroring: other.parameters))
+    }
+
+    private init(config: ARPriorConfig, seed: UInt64, parameters: ParameterStore) {
         self.config = config
+        self.parameters = parameters
         var rng = RandomGenerator(seed: seed)
         let c = config.width
         tokenEmbedding = parameters.add("ar.token_embedding", shape: [config.textClasses + config.codebookSize, c],

@@ -1,7 +1,8 @@
 // Training the AR prior on (caption, token grid) pairs: each step draws a batch of pairs and
 // one caption of each with the trainer's generator, drops captions to empty at the configured
 // rate, and takes one AdamW step. The generator is part of the checkpoint, so a resumed run
-// draws the very same batches.
+// draws the very same batches. Each batch is split across the workers (`DataParallel`), each
+// with a replica of the prior that shares its values and keeps its own gradients.
 import Foundation
 import TesseraKernels
 import TesseraTensor
@@ -32,10 +33,13 @@ public final class ARTrainer {
     public let options: ARTrainingOptions
     let optimizer: AdamW
     let schedule: LearningRateSchedule
+    /// The workers' models: the prior itself, then replicas of it.
+    let workers: [ARPrior]
     public private(set) var rng: RandomGenerator
     public private(set) var step = 0
 
-    public init(prior: ARPrior, options: ARTrainingOptions) {
+    /// `workers` (default: one per core) share each batch.
+    public init(prior: ARPrior, options: ARTrainingOptions, workers: Int = Threads.count) {
         self.prior = prior
         self.options = options
         optimizer = AdamW(parameters: prior.parameters,
@@ -43,6 +47,7 @@ public final class ARTrainer {
         schedule = LearningRateSchedule(peak: options.learningRate, minimum: options.learningRate / 10,
                                         warmupSteps: options.warmupSteps, totalSteps: options.steps)
         rng = RandomGenerator(seed: options.seed)
+        self.workers = [prior] + (1..<max(1, min(workers, options.batchSize))).map { _ in ARPrior(replicaOf: prior) }
     }
 
     /// Draws a batch: examples at random, one caption each, dropped to empty at the config's rate.
@@ -61,26 +66,39 @@ public final class ARTrainer {
     /// One update; returns the mean text and image cross-entropies.
     public func train(_ examples: [TokenizedExample]) -> (text: Float, image: Float) {
         let batch = drawBatch(examples)
-        let tape = Tape()
-        prior.parameters.zeroGrads()
-        let loss = prior.loss(tape, text: batch.text, image: batch.image)
-        tape.backward(loss.total)
+        let (t, n, size) = (prior.config.textLength, prior.config.imageLength, options.batchSize)
+        var losses = [(text: Float, image: Float)](repeating: (0, 0), count: workers.count)
+        losses.withUnsafeMutableBufferPointer { losses in
+            DataParallel.backward(workers.map(\.parameters), batch: size) { w, share, tape in
+                let loss = workers[w].loss(tape, text: Array(batch.text[share.lowerBound * t..<share.upperBound * t]),
+                                           image: Array(batch.image[share.lowerBound * n..<share.upperBound * n]))
+                let weight = Float(share.count) / Float(size)
+                losses[w] = (weight * loss.text, weight * loss.image)
+                return loss.total
+            }
+        }
         optimizer.update(learningRate: schedule.rate(at: step), maxGradientNorm: 1)
         step += 1
-        return (loss.text, loss.image)
+        return (losses.map(\.text).reduce(0, +), losses.map(\.image).reduce(0, +))
     }
 
     /// Mean image cross-entropy over examples (each with its first caption), in batches.
     public func validationLoss(_ examples: [TokenizedExample]) -> Float {
-        var total: Double = 0
-        for first in stride(from: 0, to: examples.count, by: options.batchSize) {
-            let part = examples[first..<min(examples.count, first + options.batchSize)]
-            let tape = Tape()
-            let loss = prior.loss(tape, text: part.flatMap { prior.textTokens($0.captions[0]) }, image: part.flatMap(\.grid))
-            tape.reset()
-            total += Double(loss.image) * Double(part.count)
+        let size = options.batchSize
+        var totals = [Double](repeating: 0, count: workers.count)
+        totals.withUnsafeMutableBufferPointer { totals in
+            Threads.replicas(workers.count) { w in
+                for first in stride(from: w * size, to: examples.count, by: size * workers.count) {  // every workers.count-th batch
+                    let part = examples[first..<min(examples.count, first + size)]
+                    let tape = Tape()
+                    let loss = workers[w].loss(tape, text: part.flatMap { prior.textTokens($0.captions[0]) },
+                                               image: part.flatMap(\.grid))
+                    tape.reset()
+                    totals[w] += Double(loss.image) * Double(part.count)
+                }
+            }
         }
-        return Float(total / Double(max(1, examples.count)))
+        return Float(totals.reduce(0, +) / Double(max(1, examples.count)))
     }
 
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {

@@ -21,14 +21,29 @@ public final class ParameterStore {
 
     public private(set) var entries: [Entry] = []
     private var index: [String: Int] = [:]
+    /// The store whose values this one shares (a replica for data-parallel training).
+    public let source: ParameterStore?
 
-    public init() {}
+    public init() { source = nil }
+
+    /// A replica: each parameter a model declares here shares the values of the parameter of
+    /// the same name in `source` (so updates there are seen here) but has its own gradient.
+    public init(mirroring source: ParameterStore) { self.source = source }
 
     /// Declares a parameter; names are unique within a store.
     @discardableResult
     public func add(_ name: String, shape: [Int], _ initializer: Initializer, decays: Bool,
                     rng: inout RandomGenerator) -> Tensor {
         precondition(index[name] == nil, "ParameterStore: \(name) declared twice")
+        if let source {
+            guard let original = source[name], original.shape == shape else {
+                preconditionFailure("ParameterStore replica: \(name) \(shape) is not in the source store")
+            }
+            index[name] = entries.count
+            let shared = Tensor(shape: shape, sharingValuesOf: original, requiresGrad: true)
+            entries.append(Entry(name: name, tensor: shared, decays: decays))
+            return shared
+        }
         let tensor = Tensor(shape: shape, requiresGrad: true)
         switch initializer {
         case .zeros: break
@@ -47,6 +62,18 @@ public final class ParameterStore {
     public var scalarCount: Int { entries.reduce(0) { $0 + $1.tensor.count } }
 
     public func zeroGrads() { entries.forEach { $0.tensor.zeroGrad() } }
+
+    /// Adds each replica's gradients into this store's (same names, same order).
+    public func accumulateGradients(from replicas: [ParameterStore]) {
+        for replica in replicas {
+            precondition(replica.entries.map(\.name) == entries.map(\.name), "accumulateGradients: the stores differ")
+        }
+        for (i, entry) in entries.enumerated() {
+            for replica in replicas where replica.entries[i].tensor.hasGrad {
+                axpy(entry.tensor.grad, 1, replica.entries[i].tensor.grad, entry.tensor.count)
+            }
+        }
+    }
 
     /// √(Σ g²) over every parameter's gradient.
     public func gradientNorm() -> Float {

@@ -10,14 +10,16 @@ import TesseraTensor
 
 private struct BenchGPT {
     static let (width, layers, heads, vocabulary, length) = (256, 8, 8, 1536, 288)
-    let parameters = ParameterStore()
+    let parameters: ParameterStore
     let tokenEmbedding: Tensor  // (V, C)
     let positionEmbedding: Tensor  // (T, C)
     let blocks: [TransformerBlock]
     let finalNorm: LayerNorm
     let head: Tensor  // (V, C), no bias
 
-    init(seed: UInt64) {
+    /// A model with its own parameters, or (with a mirroring store) a replica of another.
+    init(seed: UInt64, parameters: ParameterStore = ParameterStore()) {
+        self.parameters = parameters
         var rng = RandomGenerator(seed: seed)
         let c = BenchGPT.width
         tokenEmbedding = parameters.add("token_embedding", shape: [BenchGPT.vocabulary, c], .normal(std: 0.02), decays: false, rng: &rng)
@@ -70,10 +72,15 @@ func benchGPTTrain(_ report: (Measurement) -> Void) {
         inputs += sequence[b * (length + 1)..<b * (length + 1) + length]
         targets += sequence[b * (length + 1) + 1..<(b + 1) * (length + 1)]
     }
-    let tape = Tape()
+    // Data-parallel over the cores: each worker takes a share of the batch (DataParallel).
+    let workers = [model] + (1..<min(Threads.count, batch)).map { _ in
+        BenchGPT(seed: 0, parameters: ParameterStore(mirroring: model.parameters))
+    }
     let ms = medianMilliseconds {
-        model.parameters.zeroGrads()
-        tape.backward(model.loss(tape, inputs: inputs, targets: targets, batch: batch))
+        DataParallel.backward(workers.map(\.parameters), batch: batch) { w, share, tape in
+            workers[w].loss(tape, inputs: Array(inputs[share.lowerBound * length..<share.upperBound * length]),
+                            targets: Array(targets[share.lowerBound * length..<share.upperBound * length]), batch: share.count)
+        }
         optimizer.update(learningRate: 3e-4)
     }
     report(Measurement(caseName: "gpt-train", variant: "step", milliseconds: ms,

@@ -120,4 +120,27 @@ func tinyPriorConfig() -> ARPriorConfig {
         #expect(prior.loss(tape, text: text, image: image).image < 0.05)
         tape.reset()
     }
+
+    @Test func dataParallelStepsMatchOneWorker() {
+        let config = tinyPriorConfig()
+        let examples: [TokenizedExample] = (0..<8).map { (i: Int) -> TokenizedExample in
+            let grid: [Int32] = (0..<6).map { (j: Int) -> Int32 in Int32((j + i) % 7) }
+            return TokenizedExample(captions: [[Int32(i % 10)], [Int32((i + 3) % 10), 1]], grid: grid)
+        }
+        var options = ARTrainingOptions()
+        options.batchSize = 7  // shares of 3 and 4
+        options.steps = 10
+        options.warmupSteps = 1
+        let single = ARTrainer(prior: ARPrior(config: config, seed: 8), options: options, workers: 1)
+        let split = ARTrainer(prior: ARPrior(config: config, seed: 8), options: options, workers: 2)
+        for _ in 0..<3 {
+            let a = single.train(examples), b = split.train(examples)
+            #expect(abs(a.image - b.image) < 1e-5 && abs(a.text - b.text) < 1e-5)
+        }
+        for (x, y) in zip(single.prior.parameters.entries, split.prior.parameters.entries) {
+            let worst = zip(x.tensor.values, y.tensor.values).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-5, "\(x.name) differs by \(worst)")
+        }
+        #expect(abs(single.validationLoss(examples) - split.validationLoss(examples)) < 1e-5)
+    }
 }
