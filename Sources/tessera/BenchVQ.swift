@@ -6,10 +6,12 @@ import TesseraKernels
 import TesseraTensor
 
 private struct BenchVQVAE {
-    let parameters = ParameterStore()
+    let parameters: ParameterStore
     let codebook: Tensor
 
-    init(seed: UInt64) {
+    /// A model with its own parameters, or (with a mirroring store) a replica of another.
+    init(seed: UInt64, parameters: ParameterStore = ParameterStore()) {
+        self.parameters = parameters
         var rng = RandomGenerator(seed: seed)
         // (name, out, in, kernel), PyTorch's default uniform bound 1/√fan-in
         let layers: [(String, [Int])] = [
@@ -51,10 +53,18 @@ func benchVQTrain(_ report: (Measurement) -> Void) {
     let images = Tensor(shape: [batch, 3, 64, 64])  // uniform in [0, 1) like the peer's torch.rand
     var rng = RandomGenerator(seed: 2)
     rng.fillUniform(images.data, count: images.count, low: 0, high: 1)
-    let tape = Tape()
+    // Data-parallel over the cores: each worker takes a share of the batch (DataParallel).
+    let workers = [model] + (1..<min(Threads.count, batch)).map { _ in
+        BenchVQVAE(seed: 0, parameters: ParameterStore(mirroring: model.parameters))
+    }
+    let shares = workers.indices.map { w in
+        let share = DataParallel.share(w, of: workers.count, batch: batch), size = 3 * 64 * 64
+        let part = Tensor(shape: [share.count, 3, 64, 64])
+        part.data.update(from: images.data + share.lowerBound * size, count: share.count * size)
+        return part
+    }
     let ms = medianMilliseconds {
-        model.parameters.zeroGrads()
-        tape.backward(model.loss(tape, images))
+        DataParallel.backward(workers.map(\.parameters), batch: batch) { w, _, tape in workers[w].loss(tape, shares[w]) }
         _ = optimizer.update(learningRate: 2e-4)
     }
     report(Measurement(caseName: "vq-train", variant: "step", milliseconds: ms,
