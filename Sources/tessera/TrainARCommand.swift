@@ -33,8 +33,8 @@ struct TrainAR: ParsableCommand {
     var textLossWeight: Float = 0.125
     @Option(name: .customLong("caption-dropout"), help: "Rate of training on an empty caption (for guidance).")
     var captionDropout: Float = 0.1
-    @Option(help: "Optimiser updates in all.")
-    var steps = 4000
+    @Option(help: "Optimiser updates in all (default 4000). With --resume, another count moves the end of the run; the cosine schedule stretches or shrinks to it.")
+    var steps: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per update.")
     var batchSize = 32
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate (warm-up, then cosine to 1/10 of it).")
@@ -49,7 +49,7 @@ struct TrainAR: ParsableCommand {
     var resume = false
 
     func validate() throws {
-        guard steps > 0, (1...1024).contains(batchSize), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
+        guard (steps ?? 1) > 0, (1...1024).contains(batchSize), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
             throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --learning-rate must be positive")
         }
     }
@@ -77,7 +77,7 @@ struct TrainAR: ParsableCommand {
                                    codebookSize: autoencoder.config.codebookSize, width: width, layers: layers, numHeads: heads,
                                    textLossWeight: textLossWeight, captionDropout: captionDropout)
         var options = ARTrainingOptions()
-        options.steps = steps
+        options.steps = steps ?? 4000
         options.batchSize = batchSize
         options.learningRate = learningRate
         options.seed = seed
@@ -89,6 +89,7 @@ struct TrainAR: ParsableCommand {
                 throw TesseraError("not an AR training checkpoint (config or options missing)", path: checkpointPath)
             }
             (config, options) = (savedConfig, savedOptions)
+            if let steps { options.steps = steps }
         }
         try config.validate()
 
@@ -101,6 +102,9 @@ struct TrainAR: ParsableCommand {
         let trainer = ARTrainer(prior: prior, options: options)
         if resume {
             _ = try trainer.restoreCheckpoint(from: checkpointPath)
+            guard trainer.step < options.steps else {
+                throw TesseraError("the checkpoint is at step \(trainer.step) already; give a larger --steps to train on", path: checkpointPath)
+            }
             say("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
         }
         say("AR prior: \(prior.parameters.scalarCount) parameters, \(config.layers) layers of width \(config.width), "
