@@ -13,8 +13,23 @@ public struct ARTrainingOptions: Codable, Equatable, Sendable {
     public var learningRate: Float = 1e-3
     public var warmupSteps = 200
     public var seed: UInt64 = 1
+    /// Share of draws that take an example's first caption (an emoji's name) rather than any
+    /// of its captions (its keywords, which many pictures share).
+    public var firstCaptionRate: Float = 0.5
 
     public init() {}
+
+    /// Reads options saved before a field existed with that field's default.
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = ARTrainingOptions()
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? defaults.steps
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? defaults.batchSize
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? defaults.learningRate
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? defaults.warmupSteps
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
+        firstCaptionRate = try c.decodeIfPresent(Float.self, forKey: .firstCaptionRate) ?? defaults.firstCaptionRate
+    }
 }
 
 /// One training example: a picture's token grid and the BPE ids of each of its captions.
@@ -50,12 +65,14 @@ public final class ARTrainer {
         self.workers = [prior] + (1..<max(1, min(workers, options.batchSize))).map { _ in ARPrior(replicaOf: prior) }
     }
 
-    /// Draws a batch: examples at random, one caption each, dropped to empty at the config's rate.
+    /// Draws a batch: examples at random, one caption each (the first at `firstCaptionRate`,
+    /// otherwise any), dropped to empty at the config's rate.
     public func drawBatch(_ examples: [TokenizedExample]) -> (text: [Int32], image: [Int32]) {
         var text: [Int32] = [], image: [Int32] = []
         for _ in 0..<options.batchSize {
             let example = examples[rng.int(below: examples.count)]
-            let caption = example.captions[rng.int(below: example.captions.count)]
+            let first = example.captions.count == 1 || rng.uniform() < options.firstCaptionRate
+            let caption = example.captions[first ? 0 : rng.int(below: example.captions.count)]
             let dropped = rng.uniform() < prior.config.captionDropout
             text += prior.textTokens(dropped ? [] : caption)
             image += example.grid

@@ -33,6 +33,9 @@ struct TrainAR: ParsableCommand {
     var textLossWeight: Float = 0.125
     @Option(name: .customLong("caption-dropout"), help: "Rate of training on an empty caption (for guidance).")
     var captionDropout: Float = 0.1
+    @Option(name: .customLong("first-caption-rate"),
+            help: "Share of draws that take a picture's first caption (an emoji's name); the rest pick any of its captions.")
+    var firstCaptionRate: Float = 0.5
     @Option(help: "Optimiser updates in all (default 4000). With --resume, another count moves the end of the run; the cosine schedule stretches or shrinks to it.")
     var steps: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per update.")
@@ -49,8 +52,8 @@ struct TrainAR: ParsableCommand {
     var resume = false
 
     func validate() throws {
-        guard (steps ?? 1) > 0, (1...1024).contains(batchSize), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
-            throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --learning-rate must be positive")
+        guard (steps ?? 1) > 0, (1...1024).contains(batchSize), (0...1).contains(firstCaptionRate), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
+            throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --learning-rate must be positive, --first-caption-rate in [0, 1]")
         }
     }
 
@@ -81,6 +84,7 @@ struct TrainAR: ParsableCommand {
         options.batchSize = batchSize
         options.learningRate = learningRate
         options.seed = seed
+        options.firstCaptionRate = firstCaptionRate
         if resume {
             let file = try SafetensorsFile(path: checkpointPath)
             guard let c = file.metadata["tessera.ar.config"], let o = file.metadata["tessera.ar.training"],

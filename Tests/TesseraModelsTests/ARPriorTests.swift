@@ -1,5 +1,6 @@
 // The AR prior: causality of image positions, the cached sampling path against the full
 // forward, completion, determinism, and a tiny model learning a caption → grid mapping.
+import Foundation
 import Testing
 import TesseraModels
 import TesseraKernels
@@ -142,5 +143,20 @@ func tinyPriorConfig() -> ARPriorConfig {
             #expect(worst < 1e-5, "\(x.name) differs by \(worst)")
         }
         #expect(abs(single.validationLoss(examples) - split.validationLoss(examples)) < 1e-5)
+    }
+
+    @Test func theFirstCaptionIsDrawnAtItsRate() throws {
+        var options = ARTrainingOptions()
+        options.batchSize = 1000
+        options.firstCaptionRate = 0.5
+        let trainer = ARTrainer(prior: ARPrior(config: tinyPriorConfig(), seed: 9), options: options, workers: 1)
+        let example = TokenizedExample(captions: [[1], [2], [3], [4]], grid: [0, 1, 2, 3, 4, 5])
+        let text = trainer.drawBatch([example]).text
+        let firsts = stride(from: 0, to: text.count, by: 3).filter { text[$0] == 1 }.count
+        #expect((575...675).contains(firsts), "first caption drawn \(firsts) times in 1,000; expected about 625")
+        // Options saved before the rate existed load with its default.
+        let old = #"{"steps":9,"batchSize":4,"learningRate":0.001,"warmupSteps":2,"seed":3}"#
+        let loaded = try JSONDecoder().decode(ARTrainingOptions.self, from: Data(old.utf8))
+        #expect(loaded.steps == 9 && loaded.seed == 3 && loaded.firstCaptionRate == 0.5)
     }
 }
