@@ -84,6 +84,25 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(c.pointer[n] == Float(before[n]))
     }
 
+    /// A few rows times a transposed matrix (decoding's x·Wᵀ) takes its own kernel: odd sizes,
+    /// SIMD tails, blocks of four rows of B with a remainder, and a split across threads.
+    @Test(arguments: [(2, 37, 16, Float(0)), (3, 37, 53, 2), (8, 2001, 256, 0), (8, 9, 300, -1), (1, 5, 20, 1), (9, 5, 20, 1)])
+    func fewRowsTimesTransposedMatchesNaive(m: Int, n: Int, k: Int, beta: Float) {
+        let (lda, ldb, ldc) = (k + 1, k + 3, n + 2)
+        let a = Buffer(m * lda, seed: 8), b = Buffer(n * ldb, seed: 9), c = Buffer((m - 1) * ldc + n, seed: 10)
+        let before = c.doubles
+        gemm(transposeB: true, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
+             beta: beta, c: c.pointer, ldc: ldc)
+        let (x, w) = (a.doubles, b.doubles)
+        var error = 0.0
+        for i in 0..<m { for j in 0..<n {
+            let product = (0..<k).reduce(0.0) { $0 + x[i * lda + $1] * w[j * ldb + $1] }
+            let expected = 0.5 * product + Double(beta) * before[i * ldc + j]
+            error = max(error, abs(Double(c.pointer[i * ldc + j]) - expected) / max(1, abs(expected)))
+        } }
+        #expect(error < 1e-5)
+    }
+
     @Test func batchedGemmWithSharedOperand() {
         let (batch, m, n, k) = (5, 6, 7, 8)
         let a = Buffer(batch * m * k, seed: 6), b = Buffer(k * n, seed: 7), c = Buffer(zeros: batch * m * n)
