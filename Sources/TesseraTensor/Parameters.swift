@@ -22,7 +22,7 @@ public final class ParameterStore {
     public private(set) var entries: [Entry] = []
     private var index: [String: Int] = [:]
     /// The store whose values this one shares (a replica for data-parallel training).
-    public let source: ParameterStore?
+    private let source: ParameterStore?
 
     public init() { source = nil }
 
