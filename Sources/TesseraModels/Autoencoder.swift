@@ -82,6 +82,9 @@ struct Decoder {
 }
 
 public final class Autoencoder {
+    /// Every decoder parameter's name starts with this (what decoder fine-tuning trains).
+    public static let decoderPrefix = "decoder."
+
     public let config: AutoencoderConfig
     /// Every trained tensor, named by its checkpoint key.
     public let parameters = ParameterStore()

@@ -20,8 +20,27 @@ public struct AutoencoderTrainingOptions: Codable, Equatable, Sendable {
     /// Horizontal flips of training pictures (harmless for the autoencoder, not for a prior).
     public var flip = false
     public var seed: UInt64 = 1
+    /// Train only the decoder of an already trained model: the encoder and codebook stay fixed,
+    /// so its token grids (and any prior trained on them) stay valid. Stable Diffusion's
+    /// autoencoder was refined the same way (decoder fine-tuning, Rombach et al. 2022).
+    public var decoderOnly = false
 
     public init() {}
+
+    /// Reads options saved before a field existed with that field's default.
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = AutoencoderTrainingOptions()
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? defaults.steps
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? defaults.batchSize
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? defaults.learningRate
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? defaults.warmupSteps
+        adversarialWeight = try c.decodeIfPresent(Float.self, forKey: .adversarialWeight) ?? defaults.adversarialWeight
+        adversarialStart = try c.decodeIfPresent(Int.self, forKey: .adversarialStart) ?? defaults.adversarialStart
+        flip = try c.decodeIfPresent(Bool.self, forKey: .flip) ?? defaults.flip
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
+        decoderOnly = try c.decodeIfPresent(Bool.self, forKey: .decoderOnly) ?? defaults.decoderOnly
+    }
 }
 
 public final class AutoencoderTrainer {
@@ -37,6 +56,9 @@ public final class AutoencoderTrainer {
     public let model: Autoencoder
     public let options: AutoencoderTrainingOptions
     let optimizer: AdamW
+    /// What the optimiser leaves alone (`decoderOnly`: encoder and quantizer parameters);
+    /// checkpoints keep it with the quantizer's buffers so a resumed run has it too.
+    let frozen: [(name: String, tensor: Tensor)]
     let discriminator: PatchDiscriminator?
     let discriminatorOptimizer: AdamW?
     let schedule: LearningRateSchedule
@@ -48,7 +70,9 @@ public final class AutoencoderTrainer {
     public init(model: Autoencoder, options: AutoencoderTrainingOptions) {
         self.model = model
         self.options = options
-        optimizer = AdamW(parameters: model.parameters,
+        let isTrained = { (name: String) in !options.decoderOnly || name.hasPrefix(Autoencoder.decoderPrefix) }
+        frozen = model.parameters.entries.filter { !isTrained($0.name) }.map { ($0.name, $0.tensor) }
+        optimizer = AdamW(parameters: model.parameters.subset(where: isTrained),
                           hyper: AdamWHyperparameters(learningRate: options.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: 1e-4))
         if options.adversarialWeight > 0 {
             let discriminator = PatchDiscriminator(seed: options.seed &+ 7)
@@ -72,12 +96,11 @@ public final class AutoencoderTrainer {
         if options.flip { flipSomeHorizontally(x) }
         let tape = Tape()
         model.parameters.zeroGrads()
-        let head = model.encode(tape, x)  // (B, headChannels, h, w)
-        let quantized = model.quantizer.quantize(tape, head, training: true, step: step, totalSteps: options.steps, rng: &rng)
-        let reconstruction = model.decode(tape, quantized.latent)  // (B, 3, H, W)
+        let (latent, codes, quantizerLoss) = options.decoderOnly ? fixedLatent(x) : learnedLatent(tape, x)
+        let reconstruction = model.decode(tape, latent)  // (B, 3, H, W)
         let error = tape.sub(reconstruction, x)
         let reconstructionLoss = tape.mean(tape.mul(error, error))
-        var loss = tape.add(reconstructionLoss, quantized.loss)
+        var loss = quantizerLoss.map { tape.add(reconstructionLoss, $0) } ?? reconstructionLoss
         let adversarialOn = discriminator != nil && step >= options.adversarialStart
         var adversarial: Float?
         if adversarialOn, let discriminator {
@@ -98,10 +121,24 @@ public final class AutoencoderTrainer {
             tape.backward(total)
             discriminatorOptimizer.update(learningRate: schedule.rate(at: step), maxGradientNorm: 1)
         }
-        for code in quantized.codes { lastUsed[Int(code)] = step }
+        for code in codes { lastUsed[Int(code)] = step }
         step += 1
-        return Report(reconstruction: reconstructionLoss.item, quantizer: quantized.loss.item, adversarial: adversarial,
-                      discriminator: discriminatorLoss, perplexity: perplexity(quantized.codes))
+        return Report(reconstruction: reconstructionLoss.item, quantizer: quantizerLoss?.item ?? 0, adversarial: adversarial,
+                      discriminator: discriminatorLoss, perplexity: perplexity(codes))
+    }
+
+    /// Encoder and quantizer on the tape (the quantizer updates its codebook and gives its loss).
+    private func learnedLatent(_ tape: Tape, _ x: Tensor) -> (latent: Tensor, codes: [Int32], loss: Tensor?) {
+        let head = model.encode(tape, x)  // (B, headChannels, h, w)
+        let quantized = model.quantizer.quantize(tape, head, training: true, step: step, totalSteps: options.steps, rng: &rng)
+        return (quantized.latent, quantized.codes, quantized.loss)
+    }
+
+    /// The fixed encoder's tokens, embedded as the decoder sees them at inference.
+    private func fixedLatent(_ x: Tensor) -> (latent: Tensor, codes: [Int32], loss: Tensor?) {
+        let (batch, side) = (x.shape[0], model.config.gridSize)
+        let codes = model.tokens(x)
+        return (model.quantizer.embed(codes, batch: batch, height: side, width: side), codes, nil)
     }
 
     /// Share of codes chosen at least once in the last `steps` steps.
@@ -140,7 +177,7 @@ public final class AutoencoderTrainer {
         metadata["tessera.autoencoder.config"] = model.config.json()
         metadata["tessera.autoencoder.training"] = jsonText(options)
         try Checkpoint.save(to: path, optimizers: [optimizer] + (discriminatorOptimizer.map { [$0] } ?? []),
-                            buffers: model.quantizer.buffers, state: TrainingState(step: step, rng: rng, metadata: metadata))
+                            buffers: model.quantizer.buffers + frozen, state: TrainingState(step: step, rng: rng, metadata: metadata))
     }
 
     /// Restores a checkpoint written by `saveCheckpoint`; returns the caller's metadata.
@@ -150,7 +187,7 @@ public final class AutoencoderTrainer {
             throw TesseraError("this checkpoint was trained with another autoencoder config", path: path)
         }
         let state = try Checkpoint.load(from: path, into: [optimizer] + (discriminatorOptimizer.map { [$0] } ?? []),
-                                        buffers: model.quantizer.buffers)
+                                        buffers: model.quantizer.buffers + frozen)
         step = state.step
         rng = state.rng
         return state.metadata

@@ -56,6 +56,17 @@ public final class ParameterStore {
         return tensor
     }
 
+    /// A store of the same tensors (not copies) whose names pass `include`, in order: what an
+    /// optimiser over part of a model is given.
+    public func subset(where include: (String) -> Bool) -> ParameterStore {
+        let part = ParameterStore()
+        for entry in entries where include(entry.name) {
+            part.index[entry.name] = part.entries.count
+            part.entries.append(entry)
+        }
+        return part
+    }
+
     public subscript(name: String) -> Tensor? { index[name].map { entries[$0].tensor } }
 
     /// Total number of scalars.

@@ -74,7 +74,10 @@ struct TrainAutoencoder: ParsableCommand {
     var checkpointEvery = 250
     @Option(name: .customLong("validate-every"), help: "Steps between held-out figures.")
     var validateEvery = 1000
-    @Flag(help: "Continue from the model folder's checkpoint (config and options come from it).")
+    @Flag(name: .customLong("fine-tune-decoder"),
+          help: "Train only the decoder of the model folder's trained autoencoder (its config is kept; the model flags are ignored). Tokens stay the same, so a prior trained on them stays valid.")
+    var fineTuneDecoder = false
+    @Flag(help: "Continue from the model folder's checkpoint (config and options come from it); with --fine-tune-decoder, from the decoder fine-tuning's.")
     var resume = false
 
     func validate() throws {
@@ -87,8 +90,10 @@ struct TrainAutoencoder: ParsableCommand {
     func run() throws {
         try makeOutputDirectory(modelDirectory)
         let trainingFolder = (modelDirectory as NSString).appendingPathComponent("training")
-        let checkpointPath = (trainingFolder as NSString).appendingPathComponent("autoencoder-checkpoint.safetensors")
-        var (config, options) = (try model.config(), AutoencoderTrainingOptions())
+        let checkpointPath = (trainingFolder as NSString).appendingPathComponent(
+            fineTuneDecoder ? "decoder-checkpoint.safetensors" : "autoencoder-checkpoint.safetensors")
+        let trained = fineTuneDecoder && !resume ? try Autoencoder.load(modelDirectory: modelDirectory).0 : nil
+        var (config, options) = (try trained?.config ?? model.config(), AutoencoderTrainingOptions())
         options.steps = steps ?? 6000
         options.batchSize = batchSize
         options.learningRate = learningRate
@@ -96,6 +101,7 @@ struct TrainAutoencoder: ParsableCommand {
         options.adversarialStart = adversarialStart
         options.flip = flip
         options.seed = seed
+        options.decoderOnly = fineTuneDecoder
         if resume {
             (config, options) = try Self.settings(ofCheckpoint: checkpointPath)
             if let steps { options.steps = steps }
@@ -104,14 +110,14 @@ struct TrainAutoencoder: ParsableCommand {
         let dataset = try FolderDataset(directory: data)
         var loader = try BatchLoader(dataset: dataset, batchSize: options.batchSize, imageSize: config.imageSize, seed: options.seed)
         let held = try validation.map { try HeldOut(directory: $0, count: validationCount, imageSize: config.imageSize) }
-        let autoencoder = Autoencoder(config: config, seed: options.seed)
+        let autoencoder = trained ?? Autoencoder(config: config, seed: options.seed)
         let trainer = AutoencoderTrainer(model: autoencoder, options: options)
         if resume {
             let metadata = try trainer.restoreCheckpoint(from: checkpointPath)
             loader.restore(epoch: Int(metadata["loader.epoch"] ?? "") ?? 0, position: Int(metadata["loader.position"] ?? "") ?? 0)
             say("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
         }
-        say("autoencoder: \(autoencoder.parameters.scalarCount) parameters, \(config.imageSize) px → \(config.gridSize)×\(config.gridSize) grid, "
+        say((options.decoderOnly ? "decoder fine-tuning of " : "") + "autoencoder: \(autoencoder.parameters.scalarCount) parameters, \(config.imageSize) px → \(config.gridSize)×\(config.gridSize) grid, "
               + "\(config.codebookSize) codes of \(config.codeDimension) (\(config.quantizer.rawValue)); \(dataset.items.count) training pictures")
         try makeOutputDirectory(trainingFolder)
         Interrupt.install()

@@ -42,6 +42,13 @@ import Testing
         let sheet = try runTessera(["codebook", "--model", model, "--out", work + "/codebook.png"])
         #expect(sheet.status == 0 && FileManager.default.fileExists(atPath: work + "/codebook.png"), "\(sheet.stderr)")
 
+        // Decoder fine-tuning redraws, but the tokens of a picture stay the same.
+        let tuned = try runTessera(["train", "autoencoder", "--fine-tune-decoder", "--data", data, "--model-dir", model,
+                                    "--steps", "2", "--batch-size", "2"])
+        #expect(tuned.status == 0 && tuned.stdout.contains("decoder fine-tuning"), "\(tuned.stderr)")
+        #expect(FileManager.default.fileExists(atPath: model + "/training/decoder-checkpoint.safetensors"))
+        #expect(try runTessera(["tokens", data + "/train-000000.png", "--model", model]).stdout == tokens.stdout)
+
         // Bad grids: the line is named and nothing is written.
         try "1 2 3 4\n1 2 3\n1 2 3 4\n1 2 3 4\n".write(toFile: work + "/ragged.txt", atomically: true, encoding: .utf8)
         let ragged = try runTessera(["decode", work + "/ragged.txt", "--out", work + "/bad.png", "--model", model])
@@ -71,6 +78,8 @@ import Testing
         #expect(try runTessera(["dataset", "shapes", "--count", "2", "--out", data]).status == 0)
         let result = try runTessera(["train", "autoencoder", "--data", data, "--model-dir", model, "--resume"])
         #expect(result.status != 0 && result.stderr.contains("autoencoder-checkpoint.safetensors"), "\(result.stderr)")
+        let untrained = try runTessera(["train", "autoencoder", "--fine-tune-decoder", "--data", data, "--model-dir", model])
+        #expect(untrained.status != 0 && untrained.stderr.contains("model.json"), "\(untrained.stderr)")
     }
 }
 
