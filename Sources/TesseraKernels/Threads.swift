@@ -23,40 +23,65 @@ public enum Threads {
     public static func parallelFor(
         _ count: Int, minimumChunk: Int = 1, callsBLAS: Bool = false, _ body: (Range<Int>) -> Void
     ) {
-        let tasks = insideReplicas.load(ordering: .relaxed) ? 1 : min(Threads.count, count / max(1, minimumChunk))
+        let tasks = isInsideReplica ? 1 : min(Threads.count, count / max(1, minimumChunk))
         if tasks <= 1 {
             if count > 0 { body(0..<count) }
             return
         }
         if callsBLAS {
-            let blasThreads = openblas_get_num_threads()
-            openblas_set_num_threads(1)
-            defer { openblas_set_num_threads(blasThreads) }
-            run(count, tasks: tasks, body)
+            withSerialBLAS { run(count, tasks: tasks, body) }
         } else {
             run(count, tasks: tasks, body)
         }
     }
 
-    /// Set while `replicas` runs: every kernel then stays on the thread that calls it.
-    private static let insideReplicas = Atomic<Bool>(false)
+    /// A thread-specific mark set on each replica's thread while it runs: every kernel called
+    /// there stays on that thread. Per thread, so concurrent callers (tests run in parallel)
+    /// do not see each other's replicas.
+    private static let replicaKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "Threads: no thread-specific key left")
+        return key
+    }()
+
+    private static var isInsideReplica: Bool { pthread_getspecific(replicaKey) != nil }
+
+    /// OpenBLAS's thread count while nobody needs it single-threaded; holders are counted, so
+    /// nested and concurrent callers restore it only when the last one leaves.
+    private static let serialBLAS = Mutex<(holders: Int, saved: Int32)>((0, 1))
+
+    private static func withSerialBLAS(_ body: () -> Void) {
+        serialBLAS.withLock { state in
+            if state.holders == 0 {
+                state.saved = openblas_get_num_threads()
+                openblas_set_num_threads(1)
+            }
+            state.holders += 1
+        }
+        defer {
+            serialBLAS.withLock { state in
+                state.holders -= 1
+                if state.holders == 0 { openblas_set_num_threads(state.saved) }
+            }
+        }
+        body()
+    }
 
     /// Runs `body(0)…body(n − 1)` at once, one per worker, for data-parallel work: each body
     /// holds a whole share of a batch, so the kernels inside (and OpenBLAS) run single-threaded
     /// instead of splitting each op again. Returns when all have finished.
     public static func replicas(_ n: Int, _ body: (Int) -> Void) {
-        precondition(n >= 1 && !insideReplicas.load(ordering: .relaxed), "Threads.replicas: \(n) replicas, or nested")
+        precondition(n >= 1 && !isInsideReplica, "Threads.replicas: \(n) replicas, or nested")
         if n == 1 { return body(0) }
-        let blasThreads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        insideReplicas.store(true, ordering: .relaxed)
-        defer {
-            insideReplicas.store(false, ordering: .relaxed)
-            openblas_set_num_threads(blasThreads)
-        }
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: n) { shared.value($0) }
+        withSerialBLAS {
+            withoutActuallyEscaping(body) { body in
+                let shared = UncheckedSendable(body)
+                DispatchQueue.concurrentPerform(iterations: n) { i in
+                    pthread_setspecific(replicaKey, UnsafeRawPointer(bitPattern: 1))
+                    defer { pthread_setspecific(replicaKey, nil) }
+                    shared.value(i)
+                }
+            }
         }
     }
 

@@ -7,45 +7,9 @@ import Foundation
 import TesseraKernels
 import TesseraTensor
 
-public struct ARTrainingOptions: Codable, Equatable, Sendable {
-    public var steps = 4000
-    public var batchSize = 32
-    public var learningRate: Float = 1e-3
-    public var warmupSteps = 200
-    public var seed: UInt64 = 1
-    /// Share of draws that take an example's first caption (an emoji's name) rather than any
-    /// of its captions (its keywords, which many pictures share).
-    public var firstCaptionRate: Float = 0.5
-
-    public init() {}
-
-    /// Reads options saved before a field existed with that field's default.
-    public init(from decoder: any Swift.Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let defaults = ARTrainingOptions()
-        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? defaults.steps
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? defaults.batchSize
-        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? defaults.learningRate
-        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? defaults.warmupSteps
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
-        firstCaptionRate = try c.decodeIfPresent(Float.self, forKey: .firstCaptionRate) ?? defaults.firstCaptionRate
-    }
-}
-
-/// One training example: a picture's token grid and the BPE ids of each of its captions.
-public struct TokenizedExample: Sendable {
-    public var captions: [[Int32]]
-    public var grid: [Int32]
-
-    public init(captions: [[Int32]], grid: [Int32]) {
-        self.captions = captions
-        self.grid = grid
-    }
-}
-
 public final class ARTrainer {
     public let prior: ARPrior
-    public let options: ARTrainingOptions
+    public let options: PriorTrainingOptions
     let optimizer: AdamW
     let schedule: LearningRateSchedule
     /// The workers' models: the prior itself, then replicas of it.
@@ -54,7 +18,7 @@ public final class ARTrainer {
     public private(set) var step = 0
 
     /// `workers` (default: one per core) share each batch.
-    public init(prior: ARPrior, options: ARTrainingOptions, workers: Int = Threads.count) {
+    public init(prior: ARPrior, options: PriorTrainingOptions, workers: Int = Threads.count) {
         self.prior = prior
         self.options = options
         optimizer = AdamW(parameters: prior.parameters,
@@ -71,10 +35,7 @@ public final class ARTrainer {
         var text: [Int32] = [], image: [Int32] = []
         for _ in 0..<options.batchSize {
             let example = examples[rng.int(below: examples.count)]
-            let first = example.captions.count == 1 || rng.uniform() < options.firstCaptionRate
-            let caption = example.captions[first ? 0 : rng.int(below: example.captions.count)]
-            let dropped = rng.uniform() < prior.config.captionDropout
-            text += prior.textTokens(dropped ? [] : caption)
+            text += prior.textTokens(options.drawCaption(of: example, dropout: prior.config.captionDropout, rng: &rng))
             image += example.grid
         }
         return (text, image)

@@ -18,6 +18,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     public var parts: [String: String]
     public var autoencoder: AutoencoderConfig?
     public var ar: ARPriorConfig?
+    public var diffusion: DiffusionPriorConfig?
 
     public init(name: String, autoencoder: AutoencoderConfig, tokenizer: String? = nil) {
         self.name = name
@@ -32,6 +33,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     public static let fileName = "model.json"
     public static let autoencoderFile = "autoencoder.safetensors"
     public static let arFile = "ar.safetensors"
+    public static let diffusionFile = "diffusion.safetensors"
 
     public static func read(directory: String) throws -> ModelManifest {
         let path = (directory as NSString).appendingPathComponent(fileName)
@@ -50,6 +52,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
         }
         try manifest.autoencoder?.validate(path: path)
         try manifest.ar?.validate(path: path)
+        try manifest.diffusion?.validate(path: path)
         return manifest
     }
 
@@ -184,6 +187,51 @@ extension ARPrior {
         guard prior.config.gridHeight == manifest.grid.first, prior.config.gridWidth == manifest.grid.last,
               prior.config.codebookSize == manifest.codebookSize else {
             throw TesseraError("the AR prior was trained for another grid or codebook than this model's autoencoder", path: path)
+        }
+        return prior
+    }
+}
+
+extension DiffusionPrior {
+    static let configKey = "tessera.diffusion.config"
+
+    /// Writes the weights as f16 and the latent statistics as f32, with the config.
+    public func save(to path: String) throws {
+        var writer = SafetensorsWriter(metadata: [DiffusionPrior.configKey: jsonText(config), "tessera.part": "diffusion"])
+        for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
+        for (name, tensor) in buffers { writer.add(name, tensor: tensor) }
+        try writer.write(to: path)
+    }
+
+    public static func load(path: String) throws -> DiffusionPrior {
+        let file = try SafetensorsFile(path: path)
+        guard let json = file.metadata[configKey] else {
+            throw TesseraError("no diffusion prior config in the metadata: not a diffusion prior file", path: path)
+        }
+        let config: DiffusionPriorConfig
+        do { config = try JSONDecoder().decode(DiffusionPriorConfig.self, from: Data(json.utf8)) } catch {
+            throw TesseraError("diffusion prior config is not valid (\(describe(error)))", path: path)
+        }
+        try config.validate(path: path)
+        let prior = DiffusionPrior(config: config, seed: 0)
+        try fill(prior.parameters.entries.map { ($0.name, $0.tensor) } + prior.buffers, from: file)
+        guard (0..<config.latentChannels).allSatisfy({ prior.latentStd.data[$0] > 0 }) else {
+            throw TesseraError("diffusion.latent_std holds a value ≤ 0", path: path)
+        }
+        return prior
+    }
+
+    /// The diffusion prior of a model directory, checked against its model.json.
+    public static func load(modelDirectory directory: String, manifest: ModelManifest) throws -> DiffusionPrior {
+        let path = try manifest.partPath("diffusion", label: "diffusion prior", directory: directory)
+        let prior = try load(path: path)
+        if let expected = manifest.diffusion, expected != prior.config {
+            throw TesseraError("its config differs from the one in model.json", path: path)
+        }
+        guard prior.config.gridHeight == manifest.grid.first, prior.config.gridWidth == manifest.grid.last,
+              prior.config.codebookSize == manifest.codebookSize,
+              prior.config.latentChannels == manifest.autoencoder?.codeDimension ?? prior.config.latentChannels else {
+            throw TesseraError("the diffusion prior was trained for another grid or codebook than this model's autoencoder", path: path)
         }
         return prior
     }

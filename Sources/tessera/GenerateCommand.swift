@@ -18,16 +18,18 @@ struct SamplingArguments: ParsableArguments {
     var prior: PriorKind = .ar
     @Option(help: "Seed; the same seed gives the same picture.")
     var seed: UInt64 = 0
-    @Option(help: "Sampling temperature (0 picks the most likely code).")
+    @Option(help: "Sampling temperature (0 picks the most likely code; AR prior).")
     var temperature: Float = 0.7
-    @Option(name: .customLong("top-k"), help: "Sample among the k most likely codes (0: all).")
+    @Option(name: .customLong("top-k"), help: "Sample among the k most likely codes (0: all; AR prior).")
     var topK = 8
-    @Option(name: .customLong("top-p"), help: "Sample within the smallest set of codes of this total probability (1: all).")
+    @Option(name: .customLong("top-p"), help: "Sample within the smallest set of codes of this total probability (1: all; AR prior).")
     var topP: Float = 1
     @Option(help: "Classifier-free guidance scale (1: none).")
     var guidance: Float = 1
-    @Option(help: "Denoising steps (diffusion prior only).")
+    @Option(help: "Denoising steps (diffusion prior; default 50).")
     var steps: Int?
+    @Option(help: "Noise of each denoising step: 0 is DDIM (deterministic given the start), 1 is DDPM's ancestral sampler (diffusion prior).")
+    var eta: Float = 0
     @Option(help: "Draw N candidates and keep the one the scorer ranks best.")
     var rerank: Int?
 
@@ -37,34 +39,76 @@ struct SamplingArguments: ParsableArguments {
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard guidance >= 0 && guidance <= 30 else { throw ValidationError("--guidance must be 0…30") }
         if let steps, steps < 1 || steps > 10_000 { throw ValidationError("--steps must be 1…10,000") }
+        guard eta >= 0 && eta <= 1 else { throw ValidationError("--eta must be 0…1") }
         if let rerank, rerank < 1 || rerank > 256 { throw ValidationError("--rerank must be 1…256") }
     }
 
     var options: SamplingOptions {
         SamplingOptions(temperature: temperature, topK: topK, topP: topP, guidance: guidance)
     }
+
+    var diffusionOptions: DiffusionSamplingOptions {
+        DiffusionSamplingOptions(steps: steps ?? DiffusionSamplingOptions().steps, eta: eta, guidance: guidance)
+    }
+
+    /// The settings manifest.jsonl records for this prior.
+    var manifestFields: String {
+        switch prior {
+        case .ar: "\"temperature\":\(temperature),\"top_k\":\(topK),\"top_p\":\(topP),\"guidance\":\(guidance)"
+        case .diffusion: "\"steps\":\(diffusionOptions.steps),\"eta\":\(eta),\"guidance\":\(guidance)"
+        }
+    }
 }
 
-/// A model's parts for AR generation, loaded once.
+/// One of a model's priors, ready to write token grids.
+enum LoadedPrior {
+    case ar(ARPrior)
+    case diffusion(DiffusionPrior)
+
+    var textLength: Int {
+        switch self {
+        case .ar(let prior): prior.config.textLength
+        case .diffusion(let prior): prior.config.textLength
+        }
+    }
+
+    /// (h, w, K) of the grids it writes.
+    var grid: (height: Int, width: Int, codebookSize: Int) {
+        switch self {
+        case .ar(let p): (p.config.gridHeight, p.config.gridWidth, p.config.codebookSize)
+        case .diffusion(let p): (p.config.gridHeight, p.config.gridWidth, p.config.codebookSize)
+        }
+    }
+
+    func textTokens(_ ids: [Int32]) -> [Int32] {
+        switch self {
+        case .ar(let prior): prior.textTokens(ids)
+        case .diffusion(let prior): prior.textTokens(ids)
+        }
+    }
+}
+
+/// A model's parts for generation, loaded once.
 struct LoadedModel {
     let directory: String
     let manifest: ModelManifest
     let autoencoder: Autoencoder
-    let prior: ARPrior
+    let prior: LoadedPrior
     let tokenizer: BPETokenizer
 
     init(_ option: ModelOption, sampling: SamplingArguments) throws {
         directory = try option.directory()
         (autoencoder, manifest) = try Autoencoder.load(modelDirectory: directory)
-        if sampling.prior == .diffusion {
-            throw TesseraError("this model has no diffusion prior; train one with `tessera train diffusion --data DIR --model-dir \(directory)`",
-                               path: directory)
-        }
-        if sampling.steps != nil { throw TesseraError("--steps applies to the diffusion prior only") }
         if sampling.rerank != nil {
             throw TesseraError("--rerank needs a scorer, and this model has none; train one with `tessera train scorer`", path: directory)
         }
-        prior = try ARPrior.load(modelDirectory: directory, manifest: manifest)
+        switch sampling.prior {
+        case .ar:
+            if sampling.steps != nil { throw TesseraError("--steps applies to the diffusion prior only") }
+            prior = .ar(try ARPrior.load(modelDirectory: directory, manifest: manifest))
+        case .diffusion:
+            prior = .diffusion(try DiffusionPrior.load(modelDirectory: directory, manifest: manifest))
+        }
         guard let named = manifest.tokenizer else { throw TesseraError("model.json names no text tokenizer", path: directory) }
         tokenizer = try BPETokenizer(directory: (directory as NSString).appendingPathComponent(named))
     }
@@ -74,7 +118,7 @@ struct LoadedModel {
         let normalized = normalizeCaption(prompt)
         guard !normalized.isEmpty else { throw TesseraError("the prompt is empty; say what to draw, e.g. \"a red circle\"") }
         let ids = tokenizer.encode(normalized)
-        let length = prior.config.textLength
+        let length = prior.textLength
         if ids.count > length {
             let kept = tokenizer.decode(Array(ids.prefix(length)))
             FileHandle.standardError.write(Data("warning: the prompt is \(ids.count) tokens, the model reads \(length); using \"\(kept)\"\n".utf8))
@@ -82,10 +126,62 @@ struct LoadedModel {
         return prior.textTokens(ids.prefix(length).map { Int32($0) })
     }
 
+    /// Token grids (B·h·w) for `text` (B rows of text tokens). `keep` (B·h·w, −1 where free)
+    /// fixes tokens. `onProgress` receives pictures of the first item as they form: the grid
+    /// so far (AR: after each row, with the rows still to come grey) or the prediction of the
+    /// clean latent (diffusion: at about ten of the steps and the last).
+    func sample(text: [Int32], sampling: SamplingArguments, seed: UInt64, keep: [Int32]? = nil,
+                onProgress: ((Image) -> Void)? = nil) -> [Int32] {
+        var rng = RandomGenerator(seed: seed)
+        switch prior {
+        case .ar(let prior):
+            let n = prior.config.imageLength
+            return prior.sample(text: text, options: sampling.options, rng: &rng, keep: keep, onRow: { row, tokens in
+                guard let onProgress else { return }
+                onProgress(partialPicture(tokens: Array(tokens.prefix(n)), rows: row + 1))
+            })
+        case .diffusion(let prior):
+            let d = prior.config.latentChannels, codes = autoencoder.quantizer.codeVectors()
+            let known = keep.map { keep in
+                (latent: prior.normalize(keep.flatMap { $0 >= 0 ? Array(codes[Int($0) * d..<(Int($0) + 1) * d]) : [Float](repeating: 0, count: d) }),
+                 known: keep.map { $0 >= 0 })
+            }
+            let options = sampling.diffusionOptions
+            let every = max(1, options.steps / 10)
+            let latents = prior.sample(text: text, options: options, rng: &rng, keep: known, onStep: { step, clean in
+                guard let onProgress, step % every == 0 || step == options.steps - 1 else { return }
+                onProgress(picture(latent: prior.denormalize(Array(clean.prefix(prior.config.imageLength * d)))))
+            })
+            var tokens = snapToCodes(prior.denormalize(latents), codeVectors: codes, dimension: d)
+            if let keep { for i in tokens.indices where keep[i] >= 0 { tokens[i] = keep[i] } }
+            return tokens
+        }
+    }
+
     func draw(_ tokens: [Int32], count: Int) -> [Image] {
         let size = autoencoder.config.imageSize, plane = 3 * size * size
         let pictures = autoencoder.pictures(tokens: tokens, batch: count)  // (N, 3, H, W)
         return (0..<count).map { imageFromPlanar(pictures.data + $0 * plane, width: size, height: size) }
+    }
+
+    /// One continuous latent (h·w·D, channels last, the codes' scale) drawn by the decoder.
+    func picture(latent: [Float]) -> Image {
+        let (h, w, d) = (prior.grid.height, prior.grid.width, autoencoder.config.codeDimension)
+        let tape = Tape()
+        defer { tape.reset() }
+        let planar = tape.channelsFirst(Tensor(shape: [1, h, w, d], values: latent))  // (1, D, h, w)
+        let drawn = autoencoder.decode(tape, planar)  // (1, 3, H, W)
+        return imageFromPlanar(drawn.data, width: autoencoder.config.imageSize, height: autoencoder.config.imageSize)
+    }
+
+    /// The picture of a grid's first `rows` rows, the rest left grey.
+    func partialPicture(tokens: [Int32], rows: Int) -> Image {
+        var image = draw(tokens, count: 1)[0]
+        let pixelRows = rows * autoencoder.config.downsampling
+        for y in pixelRows..<image.height {
+            for x in 0..<image.width { image.set(x: x, y: y, to: [128, 128, 128]) }
+        }
+        return image
     }
 }
 
@@ -109,7 +205,7 @@ struct Generate: ParsableCommand {
     var showTokens = false
     @Flag(help: "Show the picture in the terminal.")
     var preview = false
-    @Option(help: "Write a strip of the picture as its rows arrive (single prompt).")
+    @Option(help: "Write a strip of the picture as it forms: the rows as they arrive (AR), the predicted clean picture every few steps (diffusion). Single prompt.")
     var progress: String?
     @Option(help: "With --prompts: also write one PNG of every picture at 2× with its prompt under it (a gallery; each prompt's pictures side by side).")
     var sheet: String?
@@ -130,10 +226,8 @@ struct Generate: ParsableCommand {
         if let prompt {
             var strip: [Image] = []
             let start = Date()
-            let tokens = try sample(loaded, prompt: prompt, seed: sampling.seed) { row, partial in
-                guard progress != nil else { return }
-                strip.append(partialPicture(loaded, tokens: partial, rows: row + 1))
-            }
+            let tokens = loaded.sample(text: try batchText(loaded, prompt), sampling: sampling, seed: sampling.seed,
+                                       onProgress: progress == nil ? nil : { strip.append($0) })
             let images = loaded.draw(tokens, count: count)
             let picture = count == 1 ? images[0] : ContactSheet.make(images, padding: 2)
             try picture.writePNG(to: out)
@@ -156,15 +250,15 @@ struct Generate: ParsableCommand {
         for (index, line) in lines.enumerated() {
             let seed = sampling.seed &+ UInt64(index)
             let start = Date()
-            let tokens = try sample(loaded, prompt: line, seed: seed) { _, _ in }
+            let tokens = loaded.sample(text: try batchText(loaded, line), sampling: sampling, seed: seed)
             let seconds = Date().timeIntervalSince(start)
             for (k, image) in loaded.draw(tokens, count: count).enumerated() {
                 if sheet != nil { gallery.append(image.zoomed(by: 2)) }
                 let name = String(format: "%04d-%02d.png", index, k)
                 try image.writePNG(to: (outDirectory as NSString).appendingPathComponent(name))
-                manifest += "{\"prompt\":\(jsonString(line)),\"file\":\(jsonString(name)),\"prior\":\"ar\",\"seed\":\(seed),"
-                    + "\"index\":\(k),\"temperature\":\(sampling.temperature),\"top_k\":\(sampling.topK),\"top_p\":\(sampling.topP),"
-                    + "\"guidance\":\(sampling.guidance),\"seconds\":\(String(format: "%.3f", seconds / Double(count)))}\n"
+                manifest += "{\"prompt\":\(jsonString(line)),\"file\":\(jsonString(name)),\"prior\":\"\(sampling.prior.rawValue)\","
+                    + "\"seed\":\(seed),\"index\":\(k),\(sampling.manifestFields),"
+                    + "\"seconds\":\(String(format: "%.3f", seconds / Double(count)))}\n"
             }
             if showTokens { printGrids(loaded, tokens) }
         }
@@ -176,31 +270,19 @@ struct Generate: ParsableCommand {
         say("wrote \(lines.count * count) pictures and manifest.jsonl to \(outDirectory)")
     }
 
-    func sample(_ loaded: LoadedModel, prompt: String, seed: UInt64, onRow: @escaping (Int, [Int32]) -> Void) throws -> [Int32] {
+    /// The prompt's text tokens once per picture of the batch.
+    func batchText(_ loaded: LoadedModel, _ prompt: String) throws -> [Int32] {
         let text = try loaded.textTokens(prompt)
-        var rng = RandomGenerator(seed: seed)
-        return loaded.prior.sample(text: [Int32]((0..<count).flatMap { _ in text }), options: sampling.options, rng: &rng,
-                                   onRow: { row, tokens in onRow(row, Array(tokens.prefix(loaded.prior.config.imageLength))) })
+        return [Int32]((0..<count).flatMap { _ in text })
     }
 
     func printGrids(_ loaded: LoadedModel, _ tokens: [Int32]) {
-        let n = loaded.prior.config.imageLength
-        for k in 0..<(tokens.count / n) {
-            let grid = TokenGrid(height: loaded.prior.config.gridHeight, width: loaded.prior.config.gridWidth,
-                                 codebookSize: loaded.prior.config.codebookSize, tokens: Array(tokens[k * n..<(k + 1) * n]))
+        let (h, w, k) = loaded.prior.grid
+        for item in 0..<(tokens.count / (h * w)) {
+            let grid = TokenGrid(height: h, width: w, codebookSize: k, tokens: Array(tokens[item * h * w..<(item + 1) * h * w]))
             print(grid.text(modelName: loaded.manifest.name), terminator: "")
         }
     }
-}
-
-/// The first picture of a batch drawn from its first `rows` grid rows, the rest left grey.
-func partialPicture(_ loaded: LoadedModel, tokens: [Int32], rows: Int) -> Image {
-    var image = loaded.draw(tokens, count: 1)[0]
-    let pixelRows = rows * loaded.autoencoder.config.downsampling
-    for y in pixelRows..<image.height {
-        for x in 0..<image.width { image.set(x: x, y: y, to: [128, 128, 128]) }
-    }
-    return image
 }
 
 struct Complete: ParsableCommand {
@@ -220,14 +302,13 @@ struct Complete: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel(model, sampling: sampling)
-        let (height, width) = (loaded.prior.config.gridHeight, loaded.prior.config.gridWidth)
+        let (height, width, _) = loaded.prior.grid
         guard keepRows >= 0 && keepRows <= height else {
             throw TesseraError("--keep-rows \(keepRows) is beyond the \(height)-row grid of this model")
         }
         let given = loaded.autoencoder.tokens(picture: try Image(contentsOfPNG: image))
         let keep = given.enumerated().map { $0.offset < keepRows * width ? $0.element : -1 }
-        var rng = RandomGenerator(seed: sampling.seed)
-        let tokens = loaded.prior.sample(text: try loaded.textTokens(prompt), options: sampling.options, rng: &rng, keep: keep)
+        let tokens = loaded.sample(text: try loaded.textTokens(prompt), sampling: sampling, seed: sampling.seed, keep: keep)
         try loaded.draw(tokens, count: 1)[0].writePNG(to: out)
         say("wrote \(out) (kept \(keepRows) of \(height) rows)")
     }

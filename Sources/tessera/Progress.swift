@@ -69,3 +69,32 @@ enum Interrupt {
 
     static var requested: Bool { flag.load(ordering: .relaxed) }
 }
+
+/// The loop every `train` command runs: `step()` takes one update and returns its progress
+/// text; `save()` runs every `checkpointEvery` steps, at the end and on Ctrl-C; `validate()`
+/// runs every `validateEvery` steps and at the end. Returns false when interrupted (after
+/// saving), true when the run reached `total`.
+func trainingLoop(from first: Int, to total: Int, batchSize: Int, checkpointEvery: Int, validateEvery: Int,
+                  step: () -> String, save: () throws -> Void, validate: (() -> String)?) throws -> Bool {
+    Interrupt.install()
+    var progress = ProgressLine(total: total, startStep: first)
+    var done = first
+    while done < total {
+        let text = step()
+        done += 1
+        progress.update(step: done, images: batchSize, text: text)
+        if done % checkpointEvery == 0 || done == total { try save() }
+        if let validate, done % validateEvery == 0 || done == total {
+            progress.finishLine()
+            say("step \(done): " + validate())
+        }
+        if Interrupt.requested {
+            try save()
+            progress.finishLine()
+            say("interrupted at step \(done): checkpoint saved; continue with --resume")
+            return false
+        }
+    }
+    progress.finishLine()
+    return true
+}

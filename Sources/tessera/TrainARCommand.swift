@@ -8,14 +8,11 @@ import TesseraModels
 import TesseraTensor
 import TesseraText
 
-struct TrainAR: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ar",
-        abstract: "Train the autoregressive prior of a model (its autoencoder must exist).")
-
+/// What training either prior takes on the command line.
+struct PriorTrainingArguments: ParsableArguments {
     @Option(help: "Dataset folder of NAME.png + NAME.txt pairs.")
     var data: String
-    @Option(name: .customLong("model-dir"), help: "Model folder with model.json and autoencoder.safetensors; receives ar.safetensors.")
+    @Option(name: .customLong("model-dir"), help: "Model folder with model.json and autoencoder.safetensors; receives the prior.")
     var modelDirectory: String
     @Option(help: "Text tokenizer folder (vocab.json + merges.txt); recorded in model.json. Default: the one model.json names.")
     var tokenizer: String?
@@ -29,8 +26,6 @@ struct TrainAR: ParsableCommand {
     var layers = 6
     @Option(help: "Attention heads.")
     var heads = 6
-    @Option(name: .customLong("text-loss-weight"), help: "Share of the loss on text tokens (DALL-E: 1/8).")
-    var textLossWeight: Float = 0.125
     @Option(name: .customLong("caption-dropout"), help: "Rate of training on an empty caption (for guidance).")
     var captionDropout: Float = 0.1
     @Option(name: .customLong("first-caption-rate"),
@@ -48,101 +43,137 @@ struct TrainAR: ParsableCommand {
     var checkpointEvery = 250
     @Option(name: .customLong("validate-every"), help: "Steps between validation losses.")
     var validateEvery = 500
-    @Flag(help: "Continue from the model folder's AR checkpoint.")
+    @Flag(help: "Continue from the model folder's checkpoint of this prior.")
     var resume = false
 
     func validate() throws {
         guard (steps ?? 1) > 0, (1...1024).contains(batchSize), (0...1).contains(firstCaptionRate), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
             throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --learning-rate must be positive, --first-caption-rate in [0, 1]")
         }
+        guard (0...1).contains(captionDropout) else { throw ValidationError("--caption-dropout must be in [0, 1]") }
     }
 
-    func run() throws {
-        let (autoencoder, manifest) = try Autoencoder.load(modelDirectory: modelDirectory)
-        let tokenizerFolder: String
-        let recordedTokenizer: String
-        if let tokenizer {
-            tokenizerFolder = tokenizer
-            recordedTokenizer = relativePath(from: modelDirectory, to: tokenizer)
-        } else if let named = manifest.tokenizer {
-            tokenizerFolder = (modelDirectory as NSString).appendingPathComponent(named)
-            recordedTokenizer = named
-        } else {
-            throw TesseraError("model.json names no text tokenizer: pass --tokenizer DIR (vocab.json + merges.txt)", path: modelDirectory)
-        }
-        let bpe = try BPETokenizer(directory: tokenizerFolder)
-        let trainingFolder = (modelDirectory as NSString).appendingPathComponent("training")
-        try makeOutputDirectory(trainingFolder)
-        let checkpointPath = (trainingFolder as NSString).appendingPathComponent("ar-checkpoint.safetensors")
-
-        var config = ARPriorConfig(textLength: textLength, textVocabularySize: bpe.vocabularySize,
-                                   gridHeight: autoencoder.config.gridSize, gridWidth: autoencoder.config.gridSize,
-                                   codebookSize: autoencoder.config.codebookSize, width: width, layers: layers, numHeads: heads,
-                                   textLossWeight: textLossWeight, captionDropout: captionDropout)
-        var options = ARTrainingOptions()
+    var options: PriorTrainingOptions {
+        var options = PriorTrainingOptions()
         options.steps = steps ?? 4000
         options.batchSize = batchSize
         options.learningRate = learningRate
         options.seed = seed
         options.firstCaptionRate = firstCaptionRate
-        if resume {
-            let file = try SafetensorsFile(path: checkpointPath)
-            guard let c = file.metadata["tessera.ar.config"], let o = file.metadata["tessera.ar.training"],
-                  let savedConfig = try? JSONDecoder().decode(ARPriorConfig.self, from: Data(c.utf8)),
-                  let savedOptions = try? JSONDecoder().decode(ARTrainingOptions.self, from: Data(o.utf8)) else {
-                throw TesseraError("not an AR training checkpoint (config or options missing)", path: checkpointPath)
-            }
-            (config, options) = (savedConfig, savedOptions)
-            if let steps { options.steps = steps }
+        return options
+    }
+
+    /// The prior's config and options saved in its checkpoint (metadata tessera.PART.config
+    /// and tessera.PART.training); --steps, when given, moves the end.
+    func savedSettings<Config: Decodable>(_ type: Config.Type, part: String, checkpoint: String) throws -> (Config, PriorTrainingOptions) {
+        let file = try SafetensorsFile(path: checkpoint)
+        guard let c = file.metadata["tessera.\(part).config"], let o = file.metadata["tessera.\(part).training"],
+              let config = try? JSONDecoder().decode(Config.self, from: Data(c.utf8)),
+              var options = try? JSONDecoder().decode(PriorTrainingOptions.self, from: Data(o.utf8)) else {
+            throw TesseraError("not a \(part) training checkpoint (config or options missing)", path: checkpoint)
         }
+        if let steps { options.steps = steps }
+        return (config, options)
+    }
+
+    /// Everything a prior's training reads before its first step.
+    struct Setup {
+        let autoencoder: Autoencoder
+        let recordedTokenizer: String
+        let textVocabularySize: Int
+        let trainingFolder: String
+        let examples: [TokenizedExample]
+        let held: [TokenizedExample]?
+    }
+
+    func setup(textLength: Int) throws -> Setup {
+        let (autoencoder, manifest) = try Autoencoder.load(modelDirectory: modelDirectory)
+        let (bpe, recorded) = try priorTokenizer(tokenizer, modelDirectory: modelDirectory, manifest: manifest)
+        let trainingFolder = (modelDirectory as NSString).appendingPathComponent("training")
+        try makeOutputDirectory(trainingFolder)
+        let examples = try tokenizedExamples(data, autoencoder: autoencoder, bpe: bpe, textLength: textLength, cacheFolder: trainingFolder)
+        let held = try validation.map {
+            try tokenizedExamples($0, autoencoder: autoencoder, bpe: bpe, textLength: textLength, cacheFolder: trainingFolder)
+        }
+        return Setup(autoencoder: autoencoder, recordedTokenizer: recorded, textVocabularySize: bpe.vocabularySize,
+                     trainingFolder: trainingFolder, examples: examples, held: held)
+    }
+
+    /// Records a trained prior in model.json: its config, its file, the tokenizer.
+    func recordPart(_ part: String, file: String, tokenizer: String, update: (inout ModelManifest) -> Void) throws {
+        var manifest = try ModelManifest.read(directory: modelDirectory)
+        update(&manifest)
+        manifest.tokenizer = tokenizer
+        manifest.parts[part] = file
+        try manifest.write(directory: modelDirectory)
+    }
+}
+
+struct TrainAR: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ar",
+        abstract: "Train the autoregressive prior of a model (its autoencoder must exist).")
+
+    @OptionGroup var prior: PriorTrainingArguments
+    @Option(name: .customLong("text-loss-weight"), help: "Share of the loss on text tokens (DALL-E: 1/8).")
+    var textLossWeight: Float = 0.125
+
+    func run() throws {
+        let a = prior
+        let checkpointPath = (a.modelDirectory as NSString).appendingPathComponent("training/ar-checkpoint.safetensors")
+        var options = a.options, textLength = a.textLength
+        var saved: ARPriorConfig?
+        if a.resume {
+            (saved, options) = try a.savedSettings(ARPriorConfig.self, part: "ar", checkpoint: checkpointPath)
+            textLength = saved!.textLength
+        }
+        let setup = try a.setup(textLength: textLength)
+        let config = saved ?? ARPriorConfig(
+            textLength: a.textLength, textVocabularySize: setup.textVocabularySize,
+            gridHeight: setup.autoencoder.config.gridSize, gridWidth: setup.autoencoder.config.gridSize,
+            codebookSize: setup.autoencoder.config.codebookSize, width: a.width, layers: a.layers, numHeads: a.heads,
+            textLossWeight: textLossWeight, captionDropout: a.captionDropout)
         try config.validate()
 
-        let examples = try tokenizedExamples(data, autoencoder: autoencoder, bpe: bpe, textLength: config.textLength,
-                                             cacheFolder: trainingFolder)
-        let held = try validation.map {
-            try tokenizedExamples($0, autoencoder: autoencoder, bpe: bpe, textLength: config.textLength, cacheFolder: trainingFolder)
-        }
-        let prior = ARPrior(config: config, seed: options.seed)
-        let trainer = ARTrainer(prior: prior, options: options)
-        if resume {
+        let model = ARPrior(config: config, seed: options.seed)
+        let trainer = ARTrainer(prior: model, options: options)
+        if a.resume {
             _ = try trainer.restoreCheckpoint(from: checkpointPath)
             guard trainer.step < options.steps else {
                 throw TesseraError("the checkpoint is at step \(trainer.step) already; give a larger --steps to train on", path: checkpointPath)
             }
             say("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
         }
-        say("AR prior: \(prior.parameters.scalarCount) parameters, \(config.layers) layers of width \(config.width), "
-            + "\(config.textLength) text + \(config.imageLength) image positions; \(examples.count) training pictures")
-        Interrupt.install()
-        var progress = ProgressLine(total: options.steps, startStep: trainer.step)
-        func saveAll() throws {
-            try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
-            try prior.save(to: (modelDirectory as NSString).appendingPathComponent(ModelManifest.arFile))
-            var updated = try ModelManifest.read(directory: modelDirectory)
-            updated.ar = config
-            updated.tokenizer = recordedTokenizer
-            updated.parts["ar"] = ModelManifest.arFile
-            try updated.write(directory: modelDirectory)
-        }
-        while trainer.step < options.steps {
-            let loss = trainer.train(examples)
-            progress.update(step: trainer.step, images: options.batchSize,
-                            text: String(format: "text %.3f image %.3f", loss.text, loss.image))
-            if trainer.step % checkpointEvery == 0 || trainer.step == options.steps { try saveAll() }
-            if let held, trainer.step % validateEvery == 0 || trainer.step == options.steps {
-                progress.finishLine()
-                say(String(format: "step %d: validation image loss %.4f nats per token", trainer.step, trainer.validationLoss(held)))
-            }
-            if Interrupt.requested {
-                try saveAll()
-                progress.finishLine()
-                say("interrupted at step \(trainer.step): checkpoint saved; continue with --resume")
-                return
-            }
-        }
-        progress.finishLine()
-        say("wrote \((modelDirectory as NSString).appendingPathComponent(ModelManifest.arFile)) and model.json")
+        say("AR prior: \(model.parameters.scalarCount) parameters, \(config.layers) layers of width \(config.width), "
+            + "\(config.textLength) text + \(config.imageLength) image positions; \(setup.examples.count) training pictures")
+        let path = (a.modelDirectory as NSString).appendingPathComponent(ModelManifest.arFile)
+        let finished = try trainingLoop(
+            from: trainer.step, to: options.steps, batchSize: options.batchSize, checkpointEvery: a.checkpointEvery,
+            validateEvery: a.validateEvery,
+            step: {
+                let loss = trainer.train(setup.examples)
+                return String(format: "text %.3f image %.3f", loss.text, loss.image)
+            },
+            save: {
+                try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
+                try model.save(to: path)
+                try a.recordPart("ar", file: ModelManifest.arFile, tokenizer: setup.recordedTokenizer) { $0.ar = config }
+            },
+            validate: setup.held.map { held in
+                { String(format: "validation image loss %.4f nats per token", trainer.validationLoss(held)) }
+            })
+        if finished { say("wrote \(path) and model.json") }
     }
+}
+
+/// The text tokenizer a prior trains with: `option`'s folder (recorded relative to the model
+/// directory) or the one model.json names.
+func priorTokenizer(_ option: String?, modelDirectory: String, manifest: ModelManifest) throws -> (BPETokenizer, recorded: String) {
+    if let option { return (try BPETokenizer(directory: option), relativePath(from: modelDirectory, to: option)) }
+    guard let named = manifest.tokenizer else {
+        throw TesseraError("model.json names no text tokenizer: pass --tokenizer DIR (vocab.json + merges.txt)", path: modelDirectory)
+    }
+    return (try BPETokenizer(directory: (modelDirectory as NSString).appendingPathComponent(named)), named)
 }
 
 /// Every picture of a dataset folder as (captions' BPE ids, token grid), the grids computed

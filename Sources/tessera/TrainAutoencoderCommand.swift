@@ -120,36 +120,26 @@ struct TrainAutoencoder: ParsableCommand {
         say((options.decoderOnly ? "decoder fine-tuning of " : "") + "autoencoder: \(autoencoder.parameters.scalarCount) parameters, \(config.imageSize) px → \(config.gridSize)×\(config.gridSize) grid, "
               + "\(config.codebookSize) codes of \(config.codeDimension) (\(config.quantizer.rawValue)); \(dataset.items.count) training pictures")
         try makeOutputDirectory(trainingFolder)
-        Interrupt.install()
         let stepsPerEpoch = max(1, dataset.items.count / options.batchSize)
-        var progress = ProgressLine(total: options.steps, startStep: trainer.step)
-
         func saveAll() throws {
             try trainer.saveCheckpoint(to: checkpointPath, metadata: ["loader.epoch": String(loader.epoch), "loader.position": String(loader.position)])
             try autoencoder.save(to: (modelDirectory as NSString).appendingPathComponent(ModelManifest.autoencoderFile))
             try Self.writeManifest(directory: modelDirectory, config: config)
         }
-        while trainer.step < options.steps {
-            let report = trainer.train(pixels: loader.next().pixels)
-            var parts = [("rec", report.reconstruction), ("q", report.quantizer)]
-            if let adversarial = report.adversarial { parts.append(("adv", adversarial)) }
-            if let disc = report.discriminator { parts.append(("disc", disc)) }
-            progress.update(step: trainer.step, images: options.batchSize,
-                            text: parts.map { "\($0.0) \(format($0.1))" }.joined(separator: " ")
-                                + String(format: " ppl %.0f used %.0f%%", report.perplexity, 100 * trainer.codebookUsage(overSteps: stepsPerEpoch)))
-            if trainer.step % checkpointEvery == 0 || trainer.step == options.steps { try saveAll() }
-            if let held, trainer.step % validateEvery == 0 || trainer.step == options.steps {
-                progress.finishLine()
-                say("step \(trainer.step): held-out " + held.describe(autoencoder.score(pictures: held.pictures, captions: held.captions)))
-            }
-            if Interrupt.requested {
-                try saveAll()
-                progress.finishLine()
-                say("interrupted at step \(trainer.step): checkpoint saved; continue with --resume")
-                return
-            }
-        }
-        progress.finishLine()
+        let finished = try trainingLoop(
+            from: trainer.step, to: options.steps, batchSize: options.batchSize, checkpointEvery: checkpointEvery,
+            validateEvery: validateEvery,
+            step: {
+                let report = trainer.train(pixels: loader.next().pixels)
+                var parts = [("rec", report.reconstruction), ("q", report.quantizer)]
+                if let adversarial = report.adversarial { parts.append(("adv", adversarial)) }
+                if let disc = report.discriminator { parts.append(("disc", disc)) }
+                return parts.map { "\($0.0) \(format($0.1))" }.joined(separator: " ")
+                    + String(format: " ppl %.0f used %.0f%%", report.perplexity, 100 * trainer.codebookUsage(overSteps: stepsPerEpoch))
+            },
+            save: saveAll,
+            validate: held.map { held in { "held-out " + held.describe(autoencoder.score(pictures: held.pictures, captions: held.captions)) } })
+        guard finished else { return }
         let path = (modelDirectory as NSString).appendingPathComponent(ModelManifest.autoencoderFile)
         if let held {
             let (shipped, _) = try Autoencoder.load(modelDirectory: modelDirectory)

@@ -69,5 +69,32 @@ import TesseraImage
         let long = try runTessera(["generate", String(repeating: "a red circle and ", count: 10) + "a red circle", "--model", model,
                                    "--out", work + "/long.png"])
         #expect(long.status == 0 && long.stderr.contains("warning: the prompt is"), "\(long.stderr)")
+
+        // The diffusion prior on the same model: one flag swaps the prior.
+        let diffusion = try runTessera(["train", "diffusion", "--data", data, "--model-dir", model, "--validation", data,
+                                        "--steps", "3", "--width", "16", "--layers", "1", "--heads", "2", "--batch-size", "4",
+                                        "--diffusion-steps", "50"])
+        #expect(diffusion.status == 0 && diffusion.stdout.contains("validation v error"), "\(diffusion.stderr)")
+        #expect(FileManager.default.fileExists(atPath: model + "/training/diffusion-checkpoint.safetensors"))
+        let drawn = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
+                                    "--seed", "3", "--out", work + "/d1.png", "--show-tokens", "--progress", work + "/steps.png"])
+        #expect(drawn.status == 0 && drawn.stdout.contains("# tessera token grid v1"), "\(drawn.stderr)")
+        _ = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
+                            "--seed", "3", "--out", work + "/d2.png"])
+        #expect(FileManager.default.contents(atPath: work + "/d1.png") == FileManager.default.contents(atPath: work + "/d2.png"))
+        let strip = try Image(contentsOfPNG: work + "/steps.png")
+        #expect(strip.width > 8 * 16)  // a frame for every step of 8, the picture 16 px wide
+        let diffusionBatch = try runTessera(["generate", "--prompts", work + "/prompts.txt", "--out-dir", work + "/dout",
+                                             "--model", model, "--prior", "diffusion", "--steps", "4", "--eta", "1"])
+        #expect(diffusionBatch.status == 0, "\(diffusionBatch.stderr)")
+        let lines = try String(contentsOfFile: work + "/dout/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2 && lines[0].contains("\"prior\":\"diffusion\"") && lines[0].contains("\"steps\":4"))
+        let diffusionCompleted = try runTessera(["complete", data + "/train-000000.png", "a red circle", "--keep-rows", "2",
+                                                 "--prior", "diffusion", "--steps", "4", "--model", model, "--out", work + "/dc.png"])
+        #expect(diffusionCompleted.status == 0, "\(diffusionCompleted.stderr)")
+        let badEta = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--eta", "2",
+                                     "--out", work + "/bad.png"])
+        #expect(badEta.status != 0 && badEta.stderr.contains("--eta must be 0…1"), "\(badEta.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/bad.png"))
     }
 }

@@ -128,7 +128,7 @@ func tinyPriorConfig() -> ARPriorConfig {
             let grid: [Int32] = (0..<6).map { (j: Int) -> Int32 in Int32((j + i) % 7) }
             return TokenizedExample(captions: [[Int32(i % 10)], [Int32((i + 3) % 10), 1]], grid: grid)
         }
-        var options = ARTrainingOptions()
+        var options = PriorTrainingOptions()
         options.batchSize = 7  // shares of 3 and 4
         options.steps = 10
         options.warmupSteps = 1
@@ -146,7 +146,7 @@ func tinyPriorConfig() -> ARPriorConfig {
     }
 
     @Test func theFirstCaptionIsDrawnAtItsRate() throws {
-        var options = ARTrainingOptions()
+        var options = PriorTrainingOptions()
         options.batchSize = 1000
         options.firstCaptionRate = 0.5
         let trainer = ARTrainer(prior: ARPrior(config: tinyPriorConfig(), seed: 9), options: options, workers: 1)
@@ -156,7 +156,7 @@ func tinyPriorConfig() -> ARPriorConfig {
         #expect((575...675).contains(firsts), "first caption drawn \(firsts) times in 1,000; expected about 625")
         // Options saved before the rate existed load with its default.
         let old = #"{"steps":9,"batchSize":4,"learningRate":0.001,"warmupSteps":2,"seed":3}"#
-        let loaded = try JSONDecoder().decode(ARTrainingOptions.self, from: Data(old.utf8))
+        let loaded = try JSONDecoder().decode(PriorTrainingOptions.self, from: Data(old.utf8))
         #expect(loaded.steps == 9 && loaded.seed == 3 && loaded.firstCaptionRate == 0.5)
     }
 }

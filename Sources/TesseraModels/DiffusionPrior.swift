@@ -1,0 +1,272 @@
+// The diffusion prior: a DiT (Peebles & Xie 2023) that denoises the latent grid — the
+// codebook vectors of a picture's tokens, normalised per channel — with the caption's tokens in
+// the same sequence under full attention. The noise level conditions every block through
+// adaLN-Zero: a projection of the timestep embedding shifts, scales and gates each branch, and
+// starts at zero so every block starts as the identity. The model predicts v.
+import Foundation
+import TesseraAttention
+import TesseraTensor
+
+public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
+    /// Ttext, text positions (captions are cut to this many tokens).
+    public var textLength: Int
+    /// BPE tokens, special tokens included.
+    public var textVocabularySize: Int
+    public var gridHeight: Int
+    public var gridWidth: Int
+    /// K, the autoencoder's codebook size (the snapped grid's ids).
+    public var codebookSize: Int
+    /// D, the dimension of a code vector: the latent's channels.
+    public var latentChannels: Int
+    public var width: Int
+    public var layers: Int
+    public var numHeads: Int
+    /// Probability of training on an empty caption, which classifier-free guidance needs.
+    public var captionDropout: Float
+    /// T, the noise levels of the cosine schedule.
+    public var diffusionSteps: Int
+
+    public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
+                latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
+                diffusionSteps: Int = 1000) {
+        self.textLength = textLength
+        self.textVocabularySize = textVocabularySize
+        self.gridHeight = gridHeight
+        self.gridWidth = gridWidth
+        self.codebookSize = codebookSize
+        self.latentChannels = latentChannels
+        self.width = width
+        self.layers = layers
+        self.numHeads = numHeads
+        self.captionDropout = captionDropout
+        self.diffusionSteps = diffusionSteps
+    }
+
+    public var imageLength: Int { gridHeight * gridWidth }
+    /// Text tokens and one pad token per text position.
+    public var textClasses: Int { textVocabularySize + textLength }
+
+    public func validate(path: String? = nil) throws {
+        func fail(_ problem: String) -> TesseraError { TesseraError("diffusion prior config: \(problem)", path: path) }
+        guard (1...512).contains(textLength), (1...1_000_000).contains(textVocabularySize) else {
+            throw fail("text length \(textLength) must be 1…512, vocabulary \(textVocabularySize) 1…1,000,000")
+        }
+        guard (1...128).contains(gridHeight), (1...128).contains(gridWidth), (2...65_536).contains(codebookSize),
+              (1...1024).contains(latentChannels) else {
+            throw fail("grid \(gridHeight)×\(gridWidth) must be 1…128 a side, codebook 2…65,536, latent channels 1…1,024")
+        }
+        guard (1...64).contains(layers), numHeads >= 1, width >= 1, width <= 4096, width % numHeads == 0 else {
+            throw fail("width \(width) must divide into \(numHeads) heads; 1…64 layers")
+        }
+        guard (0...1).contains(captionDropout), (1...100_000).contains(diffusionSteps) else {
+            throw fail("caption dropout must be in [0, 1], diffusion steps 1…100,000")
+        }
+    }
+}
+
+/// Layer norm without its own weight and bias: adaLN supplies both per item.
+struct PlainLayerNorm {
+    let ones: Tensor  // (C)
+    let zeros: Tensor  // (C)
+
+    init(width: Int) {
+        ones = Tensor(shape: [width], values: [Float](repeating: 1, count: width))
+        zeros = Tensor(shape: [width])
+    }
+
+    func callAsFunction(_ tape: Tape, _ x: Tensor) -> Tensor { tape.layerNorm(x, weight: ones, bias: zeros) }
+}
+
+/// DiT's block with adaLN-Zero:
+/// x = x + gate₁ ⊙ attn(modulate(norm(x), shift₁, scale₁)); x = x + gate₂ ⊙ mlp(modulate(norm(x), shift₂, scale₂)).
+struct DiTBlock {
+    let norm: PlainLayerNorm
+    /// SiLU(conditioning) → shift₁, scale₁, gate₁, shift₂, scale₂, gate₂; zero at initialisation.
+    let modulation: Linear
+    let attention: MultiHeadAttention
+    let expand: Linear
+    let project: Linear
+    let width: Int
+
+    init(_ parameters: ParameterStore, _ name: String, width: Int, numHeads: Int, rng: inout RandomGenerator) {
+        self.width = width
+        norm = PlainLayerNorm(width: width)
+        modulation = Linear(parameters, name + ".modulation", in: width, out: 6 * width, std: 0, rng: &rng)
+        attention = MultiHeadAttention(name + ".attention", width: width, numHeads: numHeads, parameters: parameters, rng: &rng)
+        expand = Linear(parameters, name + ".mlp.expand", in: width, out: 4 * width, rng: &rng)
+        project = Linear(parameters, name + ".mlp.project", in: 4 * width, out: width, rng: &rng)
+    }
+
+    /// x (B, T, C), conditioning (B, C) already through SiLU → (B, T, C).
+    func callAsFunction(_ tape: Tape, _ x: Tensor, conditioning: Tensor) -> Tensor {
+        let m = modulation(tape, conditioning)  // (B, 6C)
+        func part(_ i: Int) -> Tensor { tape.slice(m, axis: 1, i * width..<(i + 1) * width) }  // (B, C)
+        let attended = attention(tape, tape.modulate(norm(tape, x), shift: part(0), scale: part(1)), mask: .full)  // (B, T, C)
+        let h = tape.add(x, tape.gate(attended, by: part(2)))  // (B, T, C)
+        let inner = tape.gelu(expand(tape, tape.modulate(norm(tape, h), shift: part(3), scale: part(4))))  // (B, T, 4C)
+        return tape.add(h, tape.gate(project(tape, inner), by: part(5)))
+    }
+}
+
+public final class DiffusionPrior {
+    public let config: DiffusionPriorConfig
+    public let parameters: ParameterStore
+    public let schedule: CosineSchedule
+    /// Per-channel mean and standard deviation of the training latents (D each); the prior
+    /// works on (latent − mean) / std. Set by the trainer, stored with the weights.
+    public let latentMean: Tensor  // (D)
+    public let latentStd: Tensor  // (D)
+    /// Rows: text tokens, then one pad per text position.
+    let tokenEmbedding: Tensor  // (Vtext + Ttext, C)
+    /// Rows: text positions, grid rows, grid columns.
+    let positionEmbedding: Tensor  // (Ttext + h + w, C)
+    let latentInput: Linear
+    let timeInput: Linear
+    let timeOutput: Linear
+    let blocks: [DiTBlock]
+    let finalNorm: PlainLayerNorm
+    /// SiLU(conditioning) → shift, scale of the last norm; zero at initialisation.
+    let finalModulation: Linear
+    /// Zero at initialisation, so the untrained model predicts v = 0.
+    let output: Linear
+
+    /// Width of the sinusoidal timestep features (DiT's frequency embedding size).
+    static let timeFeatures = 256
+
+    public convenience init(config: DiffusionPriorConfig, seed: UInt64) {
+        self.init(config: config, seed: seed, parameters: ParameterStore())
+    }
+
+    /// A replica for another training worker: the same values (and latent statistics), its own gradients.
+    public convenience init(replicaOf other: DiffusionPrior) {
+        self.init(config: other.config, seed: 0, parameters: ParameterStore(mirroring: other.parameters),
+                  statistics: (other.latentMean, other.latentStd))
+    }
+
+    private init(config: DiffusionPriorConfig, seed: UInt64, parameters: ParameterStore,
+                 statistics: (Tensor, Tensor)? = nil) {
+        self.config = config
+        self.parameters = parameters
+        schedule = CosineSchedule(steps: config.diffusionSteps)
+        let (c, d) = (config.width, config.latentChannels)
+        latentMean = statistics?.0 ?? Tensor(shape: [d])
+        latentStd = statistics?.1 ?? Tensor(shape: [d], values: [Float](repeating: 1, count: d))
+        var rng = RandomGenerator(seed: seed)
+        tokenEmbedding = parameters.add("diffusion.token_embedding", shape: [config.textClasses, c],
+                                        .normal(std: 0.02), decays: false, rng: &rng)
+        positionEmbedding = parameters.add("diffusion.position_embedding",
+                                           shape: [config.textLength + config.gridHeight + config.gridWidth, c],
+                                           .normal(std: 0.02), decays: false, rng: &rng)
+        latentInput = Linear(parameters, "diffusion.latent_input", in: d, out: c, rng: &rng)
+        timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatures, out: c, rng: &rng)
+        timeOutput = Linear(parameters, "diffusion.time.output", in: c, out: c, rng: &rng)
+        blocks = (0..<config.layers).map { i in
+            DiTBlock(parameters, "diffusion.block\(i)", width: c, numHeads: config.numHeads, rng: &rng)
+        }
+        finalNorm = PlainLayerNorm(width: c)
+        finalModulation = Linear(parameters, "diffusion.final_modulation", in: c, out: 2 * c, std: 0, rng: &rng)
+        output = Linear(parameters, "diffusion.output", in: c, out: d, std: 0, rng: &rng)
+    }
+
+    /// The statistics' names in model files (not trained; not in `parameters`).
+    public var buffers: [(name: String, tensor: Tensor)] {
+        [("diffusion.latent_mean", latentMean), ("diffusion.latent_std", latentStd)]
+    }
+
+    // MARK: Text and latents
+
+    /// A caption's BPE ids as Ttext text tokens: cut to Ttext, then each free position's own pad.
+    public func textTokens(_ ids: [Int32]) -> [Int32] {
+        (0..<config.textLength).map { p in p < ids.count ? ids[p] : Int32(config.textVocabularySize + p) }
+    }
+
+    /// The text tokens of the empty caption (all pads), which guidance conditions on.
+    public var emptyText: [Int32] { textTokens([]) }
+
+    /// Code vectors (…, D) → normalised latents, and back.
+    public func normalize(_ latent: [Float]) -> [Float] {
+        let d = config.latentChannels
+        return latent.indices.map { (latent[$0] - latentMean.data[$0 % d]) / latentStd.data[$0 % d] }
+    }
+
+    public func denormalize(_ latent: [Float]) -> [Float] {
+        let d = config.latentChannels
+        return latent.indices.map { latent[$0] * latentStd.data[$0 % d] + latentMean.data[$0 % d] }
+    }
+
+    /// Sets the statistics from code vectors (N·D values, channels last).
+    public func setStatistics(from latents: [Float]) {
+        let d = config.latentChannels, rows = latents.count / d
+        precondition(rows > 0 && latents.count == rows * d, "setStatistics: \(latents.count) values for D = \(d)")
+        for c in 0..<d {
+            var sum = 0.0, squares = 0.0
+            for r in 0..<rows {
+                let v = Double(latents[r * d + c])
+                sum += v
+                squares += v * v
+            }
+            let mean = sum / Double(rows)
+            latentMean.data[c] = Float(mean)
+            latentStd.data[c] = Float(max(squares / Double(rows) - mean * mean, 1e-8).squareRoot())
+        }
+    }
+
+    // MARK: The denoiser
+
+    /// DiT's sinusoidal features of each timestep: [cos(t·f_i), sin(t·f_i)], f_i = 10000^(−i/half).
+    static func timeFeatures(_ timesteps: [Int]) -> Tensor {
+        let half = timeFeatures / 2
+        let features = Tensor(shape: [timesteps.count, timeFeatures])  // (B, 256)
+        for (b, t) in timesteps.enumerated() {
+            for i in 0..<half {
+                let angle = Double(t) * exp(-log(10_000) * Double(i) / Double(half))
+                features.data[b * timeFeatures + i] = Float(cos(angle))
+                features.data[b * timeFeatures + half + i] = Float(sin(angle))
+            }
+        }
+        return features
+    }
+
+    /// v predicted for noisy normalised latents (B, h·w, D) at `timesteps` (B) given `text`
+    /// (B·Ttext tokens from `textTokens`) → (B, h·w, D).
+    public func velocity(_ tape: Tape, noisy: Tensor, timesteps: [Int], text: [Int32]) -> Tensor {
+        let (t, n, batch) = (config.textLength, config.imageLength, timesteps.count)
+        precondition(noisy.shape == [batch, n, config.latentChannels] && text.count == batch * t,
+                     "DiffusionPrior: latents \(noisy.shape), \(text.count) text tokens for \(batch) items")
+        let textPositions = (0..<batch).flatMap { _ in (0..<t).map { Int32($0) } }
+        let rows = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + $0 / config.gridWidth) } }
+        let columns = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + config.gridHeight + $0 % config.gridWidth) } }
+        let textPart = tape.add(tape.embedding(tokenEmbedding, ids: text, idShape: [batch, t]),
+                                tape.embedding(positionEmbedding, ids: textPositions, idShape: [batch, t]))  // (B, Ttext, C)
+        var latentPart = tape.add(latentInput(tape, noisy),
+                                  tape.embedding(positionEmbedding, ids: rows, idShape: [batch, n]))  // (B, h·w, C)
+        latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
+        var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + h·w, C)
+        let time = timeOutput(tape, tape.silu(timeInput(tape, Self.timeFeatures(timesteps))))  // (B, C)
+        let conditioning = tape.silu(time)  // (B, C)
+        for block in blocks { h = block(tape, h, conditioning: conditioning) }
+        let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, h·w, C)
+        let m = finalModulation(tape, conditioning)  // (B, 2C)
+        let c = config.width
+        let modulated = tape.modulate(finalNorm(tape, latentHidden), shift: tape.slice(m, axis: 1, 0..<c),
+                                      scale: tape.slice(m, axis: 1, c..<(2 * c)))  // (B, h·w, C)
+        return output(tape, modulated)  // (B, h·w, D)
+    }
+
+    /// The mean squared error of v for clean normalised latents (B·h·w·D) noised with `noise`
+    /// to `timesteps`.
+    public func loss(_ tape: Tape, clean: [Float], noise: [Float], timesteps: [Int], text: [Int32]) -> Tensor {
+        let (n, d, batch) = (config.imageLength, config.latentChannels, timesteps.count)
+        precondition(clean.count == batch * n * d && noise.count == clean.count,
+                     "DiffusionPrior.loss: \(clean.count) latent values for \(batch) items")
+        var noisy = [Float](), target = [Float]()
+        for (b, step) in timesteps.enumerated() {
+            let item = b * n * d..<(b + 1) * n * d
+            noisy += schedule.noised(Array(clean[item]), noise: Array(noise[item]), at: step)
+            target += schedule.velocity(clean: Array(clean[item]), noise: Array(noise[item]), at: step)
+        }
+        let predicted = velocity(tape, noisy: Tensor(shape: [batch, n, d], values: noisy), timesteps: timesteps, text: text)
+        let error = tape.sub(predicted, Tensor(shape: [batch, n, d], values: target))  // (B, h·w, D)
+        return tape.mean(tape.mul(error, error))
+    }
+}

@@ -1,0 +1,88 @@
+// Sampling the diffusion prior: start from Gaussian noise and take DDIM steps (η = 0:
+// deterministic DDIM; η = 1: DDPM's ancestral sampler) down the cosine schedule, with
+// classifier-free guidance (Ho & Salimans 2022) running the conditional and unconditional rows
+// as one batch. Known positions (completion) are replaced at every step by the given latent
+// noised to that step's level (RePaint, Lugmayr et al. 2022, without its resampling). The
+// final latent is snapped to the nearest codes, a token grid like the AR prior's.
+import Foundation
+import TesseraTensor
+
+public struct DiffusionSamplingOptions: Codable, Equatable, Sendable {
+    /// Denoising steps, evenly spaced over the T noise levels.
+    public var steps: Int = 50
+    /// 0: deterministic DDIM; 1: DDPM's ancestral noise.
+    public var eta: Float = 0
+    /// Classifier-free guidance scale; 1 is plain conditional sampling.
+    public var guidance: Float = 1
+
+    public init(steps: Int = 50, eta: Float = 0, guidance: Float = 1) {
+        self.steps = steps
+        self.eta = eta
+        self.guidance = guidance
+    }
+}
+
+extension DiffusionPrior {
+    /// Clean normalised latents (B·h·w·D, channels last) for `text` (B rows of Ttext tokens
+    /// from `textTokens`). `keep` gives normalised latents and, per position, whether it is
+    /// known. `onStep` hears each step's index and prediction of the clean latent.
+    public func sample(text: [Int32], options: DiffusionSamplingOptions, rng: inout RandomGenerator,
+                       keep: (latent: [Float], known: [Bool])? = nil,
+                       onStep: ((_ step: Int, _ predictedClean: [Float]) -> Void)? = nil) -> [Float] {
+        let (t, n, d) = (config.textLength, config.imageLength, config.latentChannels)
+        let batch = text.count / t
+        precondition(text.count == batch * t && batch > 0, "sample: \(text.count) text tokens for Ttext \(t)")
+        precondition(keep == nil || (keep!.latent.count == batch * n * d && keep!.known.count == batch * n),
+                     "sample: keep needs \(batch * n * d) latent values and \(batch * n) flags")
+        let guided = options.guidance != 1
+        let rows = guided ? 2 * batch : batch  // conditional rows, then unconditional ones
+        let conditioning = guided ? text + [Int32]((0..<batch).flatMap { _ in emptyText }) : text
+        var x = [Float](repeating: 0, count: batch * n * d)
+        x.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, count: $0.count) }
+        let timesteps = schedule.samplingTimesteps(options.steps)
+        for (i, step) in timesteps.enumerated() {
+            let next = i + 1 < timesteps.count ? timesteps[i + 1] : 0
+            if let keep { x = replaceKnown(x, with: keep, at: step, rng: &rng) }
+            let tape = Tape()
+            let input = guided ? x + x : x
+            var v = velocity(tape, noisy: Tensor(shape: [rows, n, d], values: input),
+                             timesteps: [Int](repeating: step, count: rows), text: conditioning).values  // (rows, h·w, D)
+            tape.reset()
+            if guided {
+                let half = batch * n * d
+                v = (0..<half).map { v[half + $0] + options.guidance * (v[$0] - v[half + $0]) }
+            }
+            onStep?(i, schedule.clean(noisy: x, velocity: v, at: step))
+            x = schedule.step(noisy: x, velocity: v, from: step, to: next, eta: options.eta, rng: &rng)
+        }
+        if let keep { x = replaceKnown(x, with: keep, at: 0, rng: &rng) }
+        return x
+    }
+
+    /// x with its known positions set to the given latent noised to level `t` (t = 0: clean).
+    func replaceKnown(_ x: [Float], with keep: (latent: [Float], known: [Bool]), at t: Int,
+                      rng: inout RandomGenerator) -> [Float] {
+        let d = config.latentChannels
+        let (signal, noise) = schedule.coefficients(t)
+        var result = x
+        for (position, known) in keep.known.enumerated() where known {
+            for c in 0..<d {
+                let i = position * d + c
+                result[i] = signal * keep.latent[i] + (t > 0 ? noise * rng.normal() : 0)
+            }
+        }
+        return result
+    }
+}
+
+/// For each position of `latents` (positions·D, channels last, the codes' own scale), the code
+/// whose vector is nearest in Euclidean distance. For the VQ's unit-length codes this is the
+/// code of highest cosine similarity, the same choice its encoder lookup makes.
+public func snapToCodes(_ latents: [Float], codeVectors: [Float], dimension: Int) -> [Int32] {
+    let (positions, codes) = (latents.count / dimension, codeVectors.count / dimension)
+    return latents.withUnsafeBufferPointer { x in
+        codeVectors.withUnsafeBufferPointer { e in
+            nearestCodes(x.baseAddress!, e.baseAddress!, positions: positions, codes: codes, channels: dimension)
+        }
+    }
+}

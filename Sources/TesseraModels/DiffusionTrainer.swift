@@ -1,0 +1,121 @@
+// Training the diffusion prior on (caption, token grid) pairs: a grid becomes its code vectors
+// (channels last), normalised with the prior's statistics; each item gets a caption (or the
+// empty one), a noise level drawn uniformly from 1…T and Gaussian noise, all from the
+// trainer's generator, so a resumed run draws the very same batches. Data-parallel like the AR
+// trainer.
+import Foundation
+import TesseraKernels
+import TesseraTensor
+
+public final class DiffusionTrainer {
+    public let prior: DiffusionPrior
+    public let options: PriorTrainingOptions
+    /// The autoencoder's code vectors (K·D), which turn a token grid into a latent.
+    let codeVectors: [Float]
+    let optimizer: AdamW
+    let schedule: LearningRateSchedule
+    /// The workers' models: the prior itself, then replicas of it.
+    let workers: [DiffusionPrior]
+    public private(set) var rng: RandomGenerator
+    public private(set) var step = 0
+
+    public init(prior: DiffusionPrior, codeVectors: [Float], options: PriorTrainingOptions, workers: Int = Threads.count) {
+        precondition(codeVectors.count == prior.config.codebookSize * prior.config.latentChannels,
+                     "DiffusionTrainer: \(codeVectors.count) code vector values for K = \(prior.config.codebookSize), D = \(prior.config.latentChannels)")
+        self.prior = prior
+        self.codeVectors = codeVectors
+        self.options = options
+        optimizer = AdamW(parameters: prior.parameters,
+                          hyper: AdamWHyperparameters(learningRate: options.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: 0.01))
+        schedule = LearningRateSchedule(peak: options.learningRate, minimum: options.learningRate / 10,
+                                        warmupSteps: options.warmupSteps, totalSteps: options.steps)
+        rng = RandomGenerator(seed: options.seed)
+        self.workers = [prior] + (1..<max(1, min(workers, options.batchSize))).map { _ in DiffusionPrior(replicaOf: prior) }
+    }
+
+    /// A token grid's code vectors, (h·w, D) channels last, not normalised.
+    public func latent(of grid: [Int32]) -> [Float] {
+        let d = prior.config.latentChannels
+        return grid.flatMap { codeVectors[Int($0) * d..<(Int($0) + 1) * d] }
+    }
+
+    /// Sets the prior's latent statistics from the examples' grids (before the first step).
+    public func measureStatistics(_ examples: [TokenizedExample]) {
+        prior.setStatistics(from: examples.flatMap { latent(of: $0.grid) })
+    }
+
+    /// One update; returns the mean squared error of v.
+    public func train(_ examples: [TokenizedExample]) -> Float {
+        let size = options.batchSize, (n, d) = (prior.config.imageLength, prior.config.latentChannels)
+        var text: [Int32] = [], clean: [Float] = [], timesteps: [Int] = []
+        for _ in 0..<size {
+            let example = examples[rng.int(below: examples.count)]
+            text += prior.textTokens(options.drawCaption(of: example, dropout: prior.config.captionDropout, rng: &rng))
+            clean += prior.normalize(latent(of: example.grid))
+            timesteps.append(1 + rng.int(below: prior.config.diffusionSteps))
+        }
+        var noise = [Float](repeating: 0, count: clean.count)
+        noise.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, count: $0.count) }
+        let t = prior.config.textLength
+        var losses = [Float](repeating: 0, count: workers.count)
+        losses.withUnsafeMutableBufferPointer { losses in
+            DataParallel.backward(workers.map(\.parameters), batch: size) { w, share, tape in
+                let values = share.lowerBound * n * d..<share.upperBound * n * d
+                let loss = workers[w].loss(tape, clean: Array(clean[values]), noise: Array(noise[values]),
+                                           timesteps: Array(timesteps[share]),
+                                           text: Array(text[share.lowerBound * t..<share.upperBound * t]))
+                losses[w] = loss.item * Float(share.count) / Float(size)
+                return loss
+            }
+        }
+        optimizer.update(learningRate: schedule.rate(at: step), maxGradientNorm: 1)
+        step += 1
+        return losses.reduce(0, +)
+    }
+
+    /// Mean squared error of v over examples (each with its first caption), at noise levels and
+    /// noise drawn from a fixed seed, so successive validations compare like with like.
+    public func validationLoss(_ examples: [TokenizedExample]) -> Float {
+        var fixed = RandomGenerator(seed: 0x5eed)
+        let (n, d) = (prior.config.imageLength, prior.config.latentChannels)
+        let timesteps = examples.map { _ in 1 + fixed.int(below: prior.config.diffusionSteps) }
+        var noise = [Float](repeating: 0, count: examples.count * n * d)
+        noise.withUnsafeMutableBufferPointer { fixed.fillNormal($0.baseAddress!, count: $0.count) }
+        let size = options.batchSize
+        var totals = [Double](repeating: 0, count: workers.count)
+        totals.withUnsafeMutableBufferPointer { totals in
+            Threads.replicas(workers.count) { w in
+                for first in stride(from: w * size, to: examples.count, by: size * workers.count) {
+                    let items = first..<min(examples.count, first + size)
+                    let tape = Tape()
+                    let loss = workers[w].loss(tape, clean: items.flatMap { prior.normalize(latent(of: examples[$0].grid)) },
+                                               noise: Array(noise[items.lowerBound * n * d..<items.upperBound * n * d]),
+                                               timesteps: Array(timesteps[items]),
+                                               text: items.flatMap { prior.textTokens(examples[$0].captions[0]) })
+                    tape.reset()
+                    totals[w] += Double(loss.item) * Double(items.count)
+                }
+            }
+        }
+        return Float(totals.reduce(0, +) / Double(max(1, examples.count)))
+    }
+
+    public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
+        var metadata = metadata
+        metadata["tessera.diffusion.config"] = jsonText(prior.config)
+        metadata["tessera.diffusion.training"] = jsonText(options)
+        try Checkpoint.save(to: path, optimizers: [optimizer], buffers: prior.buffers,
+                            state: TrainingState(step: step, rng: rng, metadata: metadata))
+    }
+
+    public func restoreCheckpoint(from path: String) throws -> [String: String] {
+        let file = try SafetensorsFile(path: path)
+        guard file.metadata["tessera.diffusion.config"] == jsonText(prior.config) else {
+            throw TesseraError("this checkpoint was trained with another diffusion prior config", path: path)
+        }
+        let state = try Checkpoint.load(from: path, into: [optimizer], buffers: prior.buffers)
+        step = state.step
+        rng = state.rng
+        return state.metadata
+    }
+}

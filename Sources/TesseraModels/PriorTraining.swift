@@ -1,0 +1,48 @@
+// What the two priors' trainers share: their options, the (captions, token grid) examples they
+// draw from, and how a caption is drawn for classifier-free guidance.
+import TesseraTensor
+
+public struct PriorTrainingOptions: Codable, Equatable, Sendable {
+    public var steps = 4000
+    public var batchSize = 32
+    public var learningRate: Float = 1e-3
+    public var warmupSteps = 200
+    public var seed: UInt64 = 1
+    /// Share of draws that take an example's first caption (an emoji's name) rather than any
+    /// of its captions (its keywords, which many pictures share).
+    public var firstCaptionRate: Float = 0.5
+
+    public init() {}
+
+    /// Reads options saved before a field existed with that field's default.
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = PriorTrainingOptions()
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? defaults.steps
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? defaults.batchSize
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? defaults.learningRate
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? defaults.warmupSteps
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
+        firstCaptionRate = try c.decodeIfPresent(Float.self, forKey: .firstCaptionRate) ?? defaults.firstCaptionRate
+    }
+
+    /// One caption of `example` (the first at `firstCaptionRate`, otherwise any), or the empty
+    /// caption at the rate `dropout`.
+    public func drawCaption(of example: TokenizedExample, dropout: Float, rng: inout RandomGenerator) -> [Int32] {
+        let first = example.captions.count == 1 || rng.uniform() < firstCaptionRate
+        let caption = example.captions[first ? 0 : rng.int(below: example.captions.count)]
+        return rng.uniform() < dropout ? [] : caption
+    }
+}
+
+/// One training example: a picture's token grid and the BPE ids of each of its captions.
+public struct TokenizedExample: Sendable {
+    public var captions: [[Int32]]
+    public var grid: [Int32]
+
+    public init(captions: [[Int32]], grid: [Int32]) {
+        self.captions = captions
+        self.grid = grid
+    }
+}
+

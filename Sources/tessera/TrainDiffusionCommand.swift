@@ -1,0 +1,66 @@
+// `tessera train diffusion`: trains the diffusion prior of a model whose autoencoder exists, on
+// the same cached token grids as the AR prior; a grid's latent is its codes' vectors. The
+// latent statistics are measured on the training set before the first step.
+import ArgumentParser
+import Foundation
+import TesseraModels
+import TesseraTensor
+
+struct TrainDiffusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diffusion",
+        abstract: "Train the diffusion prior of a model (its autoencoder must exist).")
+
+    @OptionGroup var prior: PriorTrainingArguments
+    @Option(name: .customLong("diffusion-steps"), help: "T, the noise levels of the cosine schedule.")
+    var diffusionSteps = 1000
+
+    func validate() throws {
+        guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
+    }
+
+    func run() throws {
+        let a = prior
+        let checkpointPath = (a.modelDirectory as NSString).appendingPathComponent("training/diffusion-checkpoint.safetensors")
+        var options = a.options, textLength = a.textLength
+        var saved: DiffusionPriorConfig?
+        if a.resume {
+            (saved, options) = try a.savedSettings(DiffusionPriorConfig.self, part: "diffusion", checkpoint: checkpointPath)
+            textLength = saved!.textLength
+        }
+        let setup = try a.setup(textLength: textLength)
+        let autoencoder = setup.autoencoder.config
+        let config = saved ?? DiffusionPriorConfig(
+            textLength: a.textLength, textVocabularySize: setup.textVocabularySize, gridHeight: autoencoder.gridSize,
+            gridWidth: autoencoder.gridSize, codebookSize: autoencoder.codebookSize, latentChannels: autoencoder.codeDimension,
+            width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps)
+        try config.validate()
+
+        let model = DiffusionPrior(config: config, seed: options.seed)
+        let trainer = DiffusionTrainer(prior: model, codeVectors: setup.autoencoder.quantizer.codeVectors(), options: options)
+        if a.resume {
+            _ = try trainer.restoreCheckpoint(from: checkpointPath)
+            guard trainer.step < options.steps else {
+                throw TesseraError("the checkpoint is at step \(trainer.step) already; give a larger --steps to train on", path: checkpointPath)
+            }
+            say("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
+        } else {
+            trainer.measureStatistics(setup.examples)
+        }
+        say("diffusion prior: \(model.parameters.scalarCount) parameters, \(config.layers) layers of width \(config.width), "
+            + "\(config.textLength) text + \(config.imageLength) latent positions of \(config.latentChannels) channels, "
+            + "T = \(config.diffusionSteps); \(setup.examples.count) training pictures")
+        let path = (a.modelDirectory as NSString).appendingPathComponent(ModelManifest.diffusionFile)
+        let finished = try trainingLoop(
+            from: trainer.step, to: options.steps, batchSize: options.batchSize, checkpointEvery: a.checkpointEvery,
+            validateEvery: a.validateEvery,
+            step: { String(format: "v error %.4f", trainer.train(setup.examples)) },
+            save: {
+                try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
+                try model.save(to: path)
+                try a.recordPart("diffusion", file: ModelManifest.diffusionFile, tokenizer: setup.recordedTokenizer) { $0.diffusion = config }
+            },
+            validate: setup.held.map { held in { String(format: "validation v error %.4f", trainer.validationLoss(held)) } })
+        if finished { say("wrote \(path) and model.json") }
+    }
+}

@@ -1,0 +1,188 @@
+// The diffusion prior: the schedule's maths, DDIM's determinism, snapping, adaLN-Zero's
+// identity start, a tiny denoiser that learns one latent per caption, data-parallel steps,
+// exact resume and model files.
+import Foundation
+import Testing
+import TesseraModels
+import TesseraTensor
+
+func tinyDiffusionConfig() -> DiffusionPriorConfig {
+    DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: 3, codebookSize: 8,
+                         latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100)
+}
+
+/// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
+let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
+    var v: [Float] = [0, 0, 0, 0]
+    v[k % 4] = k < 4 ? 1 : -1
+    v[(k + 1) % 4] = 0.5
+    let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    return v.map { $0 / norm }
+}
+
+@Suite struct DiffusionScheduleMaths {
+    @Test func cosineScheduleFallsFromOneToNearZero() {
+        let schedule = CosineSchedule(steps: 1000)
+        #expect(schedule.alphaBars[0] == 1 && schedule.alphaBars.count == 1001)
+        #expect(zip(schedule.alphaBars, schedule.alphaBars.dropFirst()).allSatisfy { $0 > $1 })
+        #expect(schedule.alphaBars[1000] < 1e-6 && schedule.alphaBars[1000] > 0)
+        // The cosine curve: ᾱ at T/2 is close to cos²(π/4 · (0.5 + s)/(1 + s)·2)/f(0) ≈ 0.49.
+        #expect(abs(schedule.alphaBars[500] - 0.49) < 0.02, "\(schedule.alphaBars[500])")
+    }
+
+    @Test func noisingThenVelocityRecoversCleanAndNoise() {
+        let schedule = CosineSchedule(steps: 1000)
+        var rng = RandomGenerator(seed: 71)
+        let clean = (0..<40).map { _ in rng.normal() }, noise = (0..<40).map { _ in rng.normal() }
+        for t in [1, 10, 500, 999, 1000] {
+            let noisy = schedule.noised(clean, noise: noise, at: t)
+            let v = schedule.velocity(clean: clean, noise: noise, at: t)
+            let x0 = schedule.clean(noisy: noisy, velocity: v, at: t), epsilon = schedule.noise(noisy: noisy, velocity: v, at: t)
+            #expect(zip(x0, clean).allSatisfy { abs($0 - $1) < 1e-5 }, "x̂₀ at t = \(t)")
+            #expect(zip(epsilon, noise).allSatisfy { abs($0 - $1) < 1e-5 }, "ε̂ at t = \(t)")
+        }
+    }
+
+    @Test func ddimWithEtaZeroIsDeterministicAndExactOnTheTrueVelocity() {
+        let schedule = CosineSchedule(steps: 100)
+        var rng = RandomGenerator(seed: 72)
+        let clean = (0..<12).map { _ in rng.normal() }, noise = (0..<12).map { _ in rng.normal() }
+        let noisy = schedule.noised(clean, noise: noise, at: 80)
+        let v = schedule.velocity(clean: clean, noise: noise, at: 80)
+        var first = RandomGenerator(seed: 1), second = RandomGenerator(seed: 2)
+        let a = schedule.step(noisy: noisy, velocity: v, from: 80, to: 40, eta: 0, rng: &first)
+        let b = schedule.step(noisy: noisy, velocity: v, from: 80, to: 40, eta: 0, rng: &second)
+        #expect(a == b)  // η = 0 draws nothing
+        // Given the true v, DDIM lands on the same trajectory: x_40 = √ᾱ₄₀·x₀ + √(1−ᾱ₄₀)·ε.
+        let expected = schedule.noised(clean, noise: noise, at: 40)
+        #expect(zip(a, expected).allSatisfy { abs($0 - $1) < 1e-5 })
+        let toClean = schedule.step(noisy: noisy, velocity: v, from: 80, to: 0, eta: 0, rng: &first)
+        #expect(zip(toClean, clean).allSatisfy { abs($0 - $1) < 1e-5 })
+        // η = 1 adds noise, drawn from the generator.
+        let ancestral = schedule.step(noisy: noisy, velocity: v, from: 80, to: 40, eta: 1, rng: &first)
+        #expect(ancestral != a)
+    }
+
+    @Test func samplingTimestepsRunFromTDown() {
+        let schedule = CosineSchedule(steps: 1000)
+        #expect(schedule.samplingTimesteps(4) == [1000, 750, 500, 250])
+        #expect(schedule.samplingTimesteps(1) == [1000])
+        #expect(schedule.samplingTimesteps(5000).count == 1000 && schedule.samplingTimesteps(5000).last == 1)
+    }
+
+    @Test func snappingPicksTheNearestCode() {
+        var rng = RandomGenerator(seed: 73)
+        let latents = (0..<(20 * 4)).map { _ in rng.normal() }
+        let snapped = snapToCodes(latents, codeVectors: tinyCodeVectors, dimension: 4)
+        for p in 0..<20 {
+            let distances = (0..<8).map { k in (0..<4).reduce(Float(0)) { sum, c in
+                let e = latents[p * 4 + c] - tinyCodeVectors[k * 4 + c]
+                return sum + e * e
+            } }
+            #expect(snapped[p] == Int32(distances.indices.min { distances[$0] < distances[$1] }!))
+        }
+        // A code's own vector snaps to that code.
+        #expect(snapToCodes(tinyCodeVectors, codeVectors: tinyCodeVectors, dimension: 4) == (0..<8).map { Int32($0) })
+    }
+}
+
+@Suite struct DiffusionPriorBehaviour {
+    @Test func anUntrainedPriorPredictsZero() {
+        let prior = DiffusionPrior(config: tinyDiffusionConfig(), seed: 3)
+        var rng = RandomGenerator(seed: 74)
+        let tape = Tape()
+        let noisy = Tensor(shape: [2, 6, 4], values: (0..<48).map { _ in rng.normal() })
+        let v = prior.velocity(tape, noisy: noisy, timesteps: [10, 90], text: prior.textTokens([1]) + prior.emptyText)
+        #expect(v.shape == [2, 6, 4] && v.values.allSatisfy { $0 == 0 })  // adaLN-Zero and a zero output layer
+        tape.reset()
+    }
+
+    @Test func tinyDenoiserLearnsALatentPerCaption() {
+        var options = PriorTrainingOptions()
+        options.steps = 400
+        options.batchSize = 8
+        options.learningRate = 3e-3
+        options.warmupSteps = 20
+        var config = tinyDiffusionConfig()
+        config.captionDropout = 0
+        let prior = DiffusionPrior(config: config, seed: 5)
+        let grids: [[Int32]] = [[0, 1, 2, 3, 4, 5], [7, 7, 6, 6, 5, 5]]
+        let examples = [TokenizedExample(captions: [[1]], grid: grids[0]), TokenizedExample(captions: [[2, 3]], grid: grids[1])]
+        let trainer = DiffusionTrainer(prior: prior, codeVectors: tinyCodeVectors, options: options, workers: 1)
+        trainer.measureStatistics(examples)
+        let first = trainer.validationLoss(examples)
+        for _ in 0..<options.steps { _ = trainer.train(examples) }
+        let last = trainer.validationLoss(examples)
+        #expect(last < first / 4, "validation v error \(first) → \(last)")
+        var rng = RandomGenerator(seed: 6)
+        let text = prior.textTokens([1]) + prior.textTokens([2, 3])
+        let latents = prior.sample(text: text, options: DiffusionSamplingOptions(steps: 25), rng: &rng)
+        let tokens = snapToCodes(prior.denormalize(latents), codeVectors: tinyCodeVectors, dimension: 4)
+        #expect(tokens == grids.flatMap { $0 }, "sampled \(tokens)")
+        // The same seed gives the same latents; completion keeps the known positions' codes.
+        var again = RandomGenerator(seed: 6)
+        #expect(prior.sample(text: text, options: DiffusionSamplingOptions(steps: 25), rng: &again) == latents)
+        let known = grids[1].enumerated().map { $0.offset < 3 }
+        let keep = (latent: prior.normalize(trainer.latent(of: grids[1])), known: known)
+        var third = RandomGenerator(seed: 7)
+        let completed = prior.sample(text: prior.textTokens([2, 3]), options: DiffusionSamplingOptions(steps: 10), rng: &third, keep: keep)
+        let completedTokens = snapToCodes(prior.denormalize(completed), codeVectors: tinyCodeVectors, dimension: 4)
+        #expect(Array(completedTokens.prefix(3)) == Array(grids[1].prefix(3)))
+    }
+
+    @Test func guidedSamplingRunsBothRowsAndOneMatchesPlain() {
+        let prior = DiffusionPrior(config: tinyDiffusionConfig(), seed: 9)
+        // Make the prior non-trivial: random weights everywhere.
+        var weights = RandomGenerator(seed: 10)
+        for entry in prior.parameters.entries { weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1) }
+        let text = prior.textTokens([4, 5])
+        var a = RandomGenerator(seed: 11), b = RandomGenerator(seed: 11), c = RandomGenerator(seed: 11)
+        let plain = prior.sample(text: text, options: DiffusionSamplingOptions(steps: 5), rng: &a)
+        let scaleOne = prior.sample(text: text, options: DiffusionSamplingOptions(steps: 5, guidance: 1), rng: &b)
+        let guided = prior.sample(text: text, options: DiffusionSamplingOptions(steps: 5, guidance: 3), rng: &c)
+        #expect(plain == scaleOne)
+        #expect(guided != plain)
+    }
+
+    @Test func dataParallelStepsMatchOneWorkerAndResumeIsExact() throws {
+        let examples: [TokenizedExample] = (0..<6).map { (i: Int) -> TokenizedExample in
+            let grid: [Int32] = (0..<6).map { (j: Int) -> Int32 in Int32((j + i) % 8) }
+            return TokenizedExample(captions: [[Int32(i)], [Int32(i + 1), 2]], grid: grid)
+        }
+        var options = PriorTrainingOptions()
+        options.batchSize = 5  // shares of 2 and 3
+        options.steps = 10
+        options.warmupSteps = 1
+        let single = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 8), codeVectors: tinyCodeVectors,
+                                      options: options, workers: 1)
+        let split = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 8), codeVectors: tinyCodeVectors,
+                                     options: options, workers: 2)
+        single.measureStatistics(examples)
+        split.measureStatistics(examples)
+        for _ in 0..<3 { #expect(abs(single.train(examples) - split.train(examples)) < 1e-5) }
+        #expect(abs(single.validationLoss(examples) - split.validationLoss(examples)) < 1e-5)
+        for (x, y) in zip(single.prior.parameters.entries, split.prior.parameters.entries) {
+            let worst = zip(x.tensor.values, y.tensor.values).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-5, "\(x.name) differs by \(worst)")
+        }
+
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-dit-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try single.saveCheckpoint(to: folder + "/checkpoint.safetensors", metadata: [:])
+        let straight = (0..<2).map { _ in single.train(examples) }
+        let resumed = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 99), codeVectors: tinyCodeVectors,
+                                       options: options, workers: 1)
+        _ = try resumed.restoreCheckpoint(from: folder + "/checkpoint.safetensors")
+        #expect((0..<2).map { _ in resumed.train(examples) } == straight)
+        #expect(resumed.prior.latentStd.values == single.prior.latentStd.values)
+
+        // The model file: f16 weights, f32 statistics; a damaged one is refused by name.
+        try single.prior.save(to: folder + "/diffusion.safetensors")
+        let loaded = try DiffusionPrior.load(path: folder + "/diffusion.safetensors")
+        #expect(loaded.config == single.prior.config && loaded.latentMean.values == single.prior.latentMean.values)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/diffusion.safetensors"))
+        try bytes.prefix(bytes.count - 10).write(to: URL(fileURLWithPath: folder + "/cut.safetensors"))
+        #expect(throws: TesseraError.self) { try DiffusionPrior.load(path: folder + "/cut.safetensors") }
+    }
+}
