@@ -11,6 +11,7 @@ enum BenchCase: String, CaseIterable {
     case gptTrain = "gpt-train"
     case arSample = "ar-sample"
     case vqTrain = "vq-train"
+    case ditTrain = "dit-train"
 
     func run(_ report: (Measurement) -> Void) {
         switch self {
@@ -20,6 +21,7 @@ enum BenchCase: String, CaseIterable {
         case .gptTrain: benchGPTTrain(report)
         case .arSample: benchARSample(report)
         case .vqTrain: benchVQTrain(report)
+        case .ditTrain: benchDiTTrain(report)
         }
     }
 }
