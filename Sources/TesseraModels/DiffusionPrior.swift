@@ -131,7 +131,7 @@ public final class DiffusionPrior {
     let output: Linear
 
     /// Width of the sinusoidal timestep features (DiT's frequency embedding size).
-    static let timeFeatures = 256
+    static let timeFeatureWidth = 256
 
     public convenience init(config: DiffusionPriorConfig, seed: UInt64) {
         self.init(config: config, seed: seed, parameters: ParameterStore())
@@ -158,7 +158,7 @@ public final class DiffusionPrior {
                                            shape: [config.textLength + config.gridHeight + config.gridWidth, c],
                                            .normal(std: 0.02), decays: false, rng: &rng)
         latentInput = Linear(parameters, "diffusion.latent_input", in: d, out: c, rng: &rng)
-        timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatures, out: c, rng: &rng)
+        timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatureWidth, out: c, rng: &rng)
         timeOutput = Linear(parameters, "diffusion.time.output", in: c, out: c, rng: &rng)
         blocks = (0..<config.layers).map { i in
             DiTBlock(parameters, "diffusion.block\(i)", width: c, numHeads: config.numHeads, rng: &rng)
@@ -215,13 +215,13 @@ public final class DiffusionPrior {
 
     /// DiT's sinusoidal features of each timestep: [cos(t·f_i), sin(t·f_i)], f_i = 10000^(−i/half).
     static func timeFeatures(_ timesteps: [Int]) -> Tensor {
-        let half = timeFeatures / 2
-        let features = Tensor(shape: [timesteps.count, timeFeatures])  // (B, 256)
+        let half = timeFeatureWidth / 2
+        let features = Tensor(shape: [timesteps.count, timeFeatureWidth])  // (B, 256)
         for (b, t) in timesteps.enumerated() {
             for i in 0..<half {
                 let angle = Double(t) * exp(-log(10_000) * Double(i) / Double(half))
-                features.data[b * timeFeatures + i] = Float(cos(angle))
-                features.data[b * timeFeatures + half + i] = Float(sin(angle))
+                features.data[b * timeFeatureWidth + i] = Float(cos(angle))
+                features.data[b * timeFeatureWidth + half + i] = Float(sin(angle))
             }
         }
         return features

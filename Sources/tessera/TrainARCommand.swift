@@ -197,9 +197,12 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
             let range = first..<min(dataset.items.count, first + chunk)
             let pixels = try range.flatMap { planarPixels(try dataset.image(at: $0).resized(width: size, height: size)) }
             grids += autoencoder.tokens(Tensor(shape: [range.count, 3, size, size], values: pixels))
-            FileHandle.standardError.write(Data("\rtokenizing \(directory): \(range.upperBound)/\(dataset.items.count)".utf8))
+            if isatty(2) == 1 {
+                FileHandle.standardError.write(Data("\rtokenizing \(directory): \(range.upperBound)/\(dataset.items.count)".utf8))
+            }
         }
-        FileHandle.standardError.write(Data("\n".utf8))
+        if isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
+        say("tokenized the \(dataset.items.count) pictures of \(directory) (cached in \(cachePath))")
         var writer = SafetensorsWriter(metadata: ["dataset": directory])
         writer.add("grids", integers: grids.map { Int64($0) })
         try writer.write(to: cachePath)
