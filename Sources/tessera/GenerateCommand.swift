@@ -107,7 +107,11 @@ struct LoadedModel {
             if sampling.steps != nil { throw TesseraError("--steps applies to the diffusion prior only") }
             prior = .ar(try ARPrior.load(modelDirectory: directory, manifest: manifest))
         case .diffusion:
-            prior = .diffusion(try DiffusionPrior.load(modelDirectory: directory, manifest: manifest))
+            let diffusion = try DiffusionPrior.load(modelDirectory: directory, manifest: manifest)
+            if let steps = sampling.steps, steps > diffusion.config.diffusionSteps {
+                throw TesseraError("--steps \(steps) is more than the \(diffusion.config.diffusionSteps) noise levels of this model's diffusion prior")
+            }
+            prior = .diffusion(diffusion)
         }
         guard let named = manifest.tokenizer else { throw TesseraError("model.json names no text tokenizer", path: directory) }
         tokenizer = try BPETokenizer(directory: (directory as NSString).appendingPathComponent(named))

@@ -95,6 +95,9 @@ import TesseraImage
         let badEta = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--eta", "2",
                                      "--out", work + "/bad.png"])
         #expect(badEta.status != 0 && badEta.stderr.contains("--eta must be 0…1"), "\(badEta.stderr)")
+        let tooManySteps = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "51",
+                                           "--out", work + "/bad.png"])
+        #expect(tooManySteps.status != 0 && tooManySteps.stderr.contains("more than the 50 noise levels"), "\(tooManySteps.stderr)")
         #expect(!FileManager.default.fileExists(atPath: work + "/bad.png"))
     }
 }
