@@ -12,6 +12,7 @@ enum BenchCase: String, CaseIterable {
     case arSample = "ar-sample"
     case vqTrain = "vq-train"
     case ditTrain = "dit-train"
+    case priorSample = "prior-sample"
 
     func run(_ report: (Measurement) -> Void) {
         switch self {
@@ -22,6 +23,7 @@ enum BenchCase: String, CaseIterable {
         case .arSample: benchARSample(report)
         case .vqTrain: benchVQTrain(report)
         case .ditTrain: benchDiTTrain(report)
+        case .priorSample: benchPriorSample(report)
         }
     }
 }
