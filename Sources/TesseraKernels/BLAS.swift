@@ -22,12 +22,36 @@ public func gemm(
     if !transposeA && transposeB && (2...fewRows).contains(m) && k >= 16 {
         return fewRowsTimesTransposed(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
-    cblas_sgemm(
-        CblasRowMajor,
-        transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k), alpha,
-        a, Int32(max(1, lda)), b, Int32(max(1, ldb)), beta, c, Int32(max(1, ldc)))
+    func product(rows: Range<Int>, columns: Range<Int>) {
+        let aStart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+        let bStart = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+        cblas_sgemm(
+            CblasRowMajor,
+            transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            Int32(rows.count), Int32(columns.count), Int32(k), alpha,
+            aStart, Int32(max(1, lda)), bStart, Int32(max(1, ldb)), beta,
+            c + rows.lowerBound * ldc + columns.lowerBound, Int32(max(1, ldc)))
+    }
+    // Large products are split over Tessera's threads, by rows of C (or by columns when there
+    // are few rows), each part a single-threaded OpenBLAS call; small ones run as one call.
+    let work = m * n * k
+    if Threads.count > 1 && work >= 2 * gemmWorkPerThread {
+        if m >= n || m >= 64 * Threads.count {
+            Threads.parallelFor(m, minimumChunk: max(1, gemmWorkPerThread / max(1, n * k)), callsBLAS: true) { rows in
+                product(rows: rows, columns: 0..<n)
+            }
+        } else {
+            Threads.parallelFor(n, minimumChunk: max(1, gemmWorkPerThread / max(1, m * k)), callsBLAS: true) { columns in
+                product(rows: 0..<m, columns: columns)
+            }
+        }
+        return
+    }
+    product(rows: 0..<m, columns: 0..<n)
 }
+
+/// Multiply-adds a thread takes on at least before a product is split (below, one call).
+let gemmWorkPerThread = 1 << 20
 
 /// From 2 to this many rows of A, x·Wᵀ products skip OpenBLAS (see `fewRowsTimesTransposed`).
 let fewRows = 8

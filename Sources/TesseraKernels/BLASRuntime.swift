@@ -18,6 +18,13 @@ public enum BLASRuntime {
 
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
 
+    /// OpenBLAS single-threaded for good: large products are split over Tessera's own threads
+    /// (`gemm`), which sleep when idle. OpenBLAS's threads spin while they wait and split each
+    /// product statically, so with another process on the cores one descheduled thread stalls
+    /// every product: a diffusion picture took 30 s with two OpenBLAS threads beside two
+    /// trainings, 1.9 s with one.
+    public static func leaveThreadingToTessera() { openblas_set_num_threads(1) }
+
     /// OpenBLAS cores with AVX-512 sgemm kernels (0.3.21 names).
     static let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
 

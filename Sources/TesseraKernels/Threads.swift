@@ -35,9 +35,10 @@ public enum Threads {
         }
     }
 
-    /// A thread-specific mark set on each replica's thread while it runs: every kernel called
-    /// there stays on that thread. Per thread, so concurrent callers (tests run in parallel)
-    /// do not see each other's replicas.
+    /// A thread-specific mark set on each thread while it runs a replica or a chunk of a
+    /// `parallelFor`: every kernel called there stays on that thread (so a product inside a
+    /// per-image convolution chunk is not split again). Per thread, so concurrent callers
+    /// (tests run in parallel) do not see each other's work.
     private static let replicaKey: pthread_key_t = {
         var key = pthread_key_t()
         precondition(pthread_key_create(&key, nil) == 0, "Threads: no thread-specific key left")
@@ -91,6 +92,8 @@ public enum Threads {
             // the guarantee Sendable would otherwise have to give.
             let shared = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                pthread_setspecific(replicaKey, UnsafeRawPointer(bitPattern: 1))
+                defer { pthread_setspecific(replicaKey, nil) }
                 shared.value(count * t / tasks..<count * (t + 1) / tasks)
             }
         }

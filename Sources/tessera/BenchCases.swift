@@ -45,7 +45,7 @@ private func benchSgemm(_ report: (Measurement) -> Void) {
         report(Measurement(caseName: "sgemm", variant: String(n), milliseconds: ms, figures: [
             ("gflops", .number(2 * Double(n * n * n) / (ms * 1e6))),
             ("core", .text(BLASRuntime.coreName)),
-            ("threads", .number(Double(BLASRuntime.threadCount))),
+            ("threads", .number(Double(Threads.count))),
         ]))
     }
 }

@@ -25,7 +25,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         let selected = cases.isEmpty ? BenchCase.allCases : BenchCase.allCases.filter { cases.contains($0.rawValue) }
         if !json {
-            print("OpenBLAS core \(BLASRuntime.coreName), \(BLASRuntime.threadCount) BLAS threads, \(Threads.count) Tessera threads")
+            print("OpenBLAS core \(BLASRuntime.coreName), \(Threads.count) threads (large products split over them, OpenBLAS \(BLASRuntime.threadCount)-threaded inside)")
         }
         for benchCase in selected {
             benchCase.run { measurement in

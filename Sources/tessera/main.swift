@@ -7,6 +7,7 @@ import Foundation
 import TesseraKernels
 
 BLASRuntime.relaunchWithFastCoreIfNeeded()
+BLASRuntime.leaveThreadingToTessera()
 MemoryRuntime.keepFreedMemory()
 do {
     var command = try Tessera.parseAsRoot()

@@ -103,6 +103,29 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(error < 1e-5)
     }
 
+    /// Products large enough to be split over the threads, by rows of C and (few rows) by
+    /// columns, every transpose, padded leading dimensions, beta ≠ 0.
+    @Test(arguments: [(150, 130, 120, false, false), (150, 130, 120, true, true), (20, 900, 200, false, true),
+                      (20, 900, 200, true, false)])
+    func largeProductsSplitAcrossThreadsMatchNaive(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) {
+        let (rowsA, columnsA) = transposeA ? (k, m) : (m, k), (rowsB, columnsB) = transposeB ? (n, k) : (k, n)
+        let (lda, ldb, ldc) = (columnsA + 3, columnsB + 1, n + 2)
+        let a = Buffer(rowsA * lda, seed: 11), b = Buffer(rowsB * ldb, seed: 12), c = Buffer(m * ldc, seed: 13)
+        let before = c.doubles
+        gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda,
+             b: b.pointer, ldb: ldb, beta: 2, c: c.pointer, ldc: ldc)
+        let (x, w) = (a.doubles, b.doubles)
+        var error = 0.0
+        for i in 0..<m { for j in 0..<n {
+            let product = (0..<k).reduce(0.0) { sum, p in
+                sum + x[transposeA ? p * lda + i : i * lda + p] * w[transposeB ? j * ldb + p : p * ldb + j]
+            }
+            let expected = 0.5 * product + 2 * before[i * ldc + j]
+            error = max(error, abs(Double(c.pointer[i * ldc + j]) - expected) / max(1, abs(expected)))
+        } }
+        #expect(error < 1e-5)
+    }
+
     @Test func batchedGemmWithSharedOperand() {
         let (batch, m, n, k) = (5, 6, 7, 8)
         let a = Buffer(batch * m * k, seed: 6), b = Buffer(k * n, seed: 7), c = Buffer(zeros: batch * m * n)
