@@ -32,15 +32,31 @@ public func adamWUpdate(
     let correction1 = 1 - Float(pow(Double(h.beta1), Double(step)))
     let correction2 = 1 - Float(pow(Double(h.beta2), Double(step)))
     let lr = h.learningRate, decay = 1 - h.learningRate * h.weightDecay
+    let (beta1, beta2, rest1, rest2, epsilon) = (h.beta1, h.beta2, 1 - h.beta1, 1 - h.beta2, h.epsilon)
+    // Sixteen lanes at a time: written as a plain loop, the square root and the divisions stay
+    // scalar (a library call for the root), and AdamW took 8 % of a dit-train step. The lanes
+    // do the same operations in the same order as the tail, so every element is bit-identical.
     Threads.parallelFor(count, minimumChunk: elementwiseChunk) { range in
-        for i in range {
+        var i = range.lowerBound
+        while i + 16 <= range.upperBound {
+            let g = load16(grads + i) * gradientScale
+            let m = beta1 * load16(firstMoment + i) + rest1 * g
+            let v = beta2 * load16(secondMoment + i) + rest2 * g * g
+            store16(m, firstMoment + i)
+            store16(v, secondMoment + i)
+            let update = (m / correction1) / ((v / correction2).squareRoot() + epsilon)
+            store16(load16(params + i) * decay - lr * update, params + i)
+            i += 16
+        }
+        while i < range.upperBound {
             let g = grads[i] * gradientScale
-            let m = h.beta1 * firstMoment[i] + (1 - h.beta1) * g
-            let v = h.beta2 * secondMoment[i] + (1 - h.beta2) * g * g
+            let m = beta1 * firstMoment[i] + rest1 * g
+            let v = beta2 * secondMoment[i] + rest2 * g * g
             firstMoment[i] = m
             secondMoment[i] = v
-            let update = (m / correction1) / ((v / correction2).squareRoot() + h.epsilon)
+            let update = (m / correction1) / ((v / correction2).squareRoot() + epsilon)
             params[i] = params[i] * decay - lr * update
+            i += 1
         }
     }
 }
