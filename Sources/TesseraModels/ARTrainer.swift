@@ -62,21 +62,12 @@ public final class ARTrainer {
 
     /// Mean image cross-entropy over examples (each with its first caption), in batches.
     public func validationLoss(_ examples: [TokenizedExample]) -> Float {
-        let size = options.batchSize
-        var totals = [Double](repeating: 0, count: workers.count)
-        totals.withUnsafeMutableBufferPointer { totals in
-            Threads.replicas(workers.count) { w in
-                for first in stride(from: w * size, to: examples.count, by: size * workers.count) {  // every workers.count-th batch
-                    let part = examples[first..<min(examples.count, first + size)]
-                    let tape = Tape()
-                    let loss = workers[w].loss(tape, text: part.flatMap { prior.textTokens($0.captions[0]) },
-                                               image: part.flatMap(\.grid))
-                    tape.reset()
-                    totals[w] += Double(loss.image) * Double(part.count)
-                }
-            }
-        }
-        return Float(totals.reduce(0, +) / Double(max(1, examples.count)))
+        Float(DataParallel.mean(count: examples.count, batchSize: options.batchSize, workers: workers.count) { w, items in
+            let part = examples[items]
+            let tape = Tape()
+            defer { tape.reset() }
+            return Double(workers[w].loss(tape, text: part.flatMap { prior.textTokens($0.captions[0]) }, image: part.flatMap(\.grid)).image)
+        })
     }
 
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {

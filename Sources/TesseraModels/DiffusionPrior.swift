@@ -177,7 +177,7 @@ public final class DiffusionPrior {
 
     /// A caption's BPE ids as Ttext text tokens: cut to Ttext, then each free position's own pad.
     public func textTokens(_ ids: [Int32]) -> [Int32] {
-        (0..<config.textLength).map { p in p < ids.count ? ids[p] : Int32(config.textVocabularySize + p) }
+        paddedText(ids, textLength: config.textLength, vocabularySize: config.textVocabularySize)
     }
 
     /// The text tokens of the empty caption (all pads), which guidance conditions on.

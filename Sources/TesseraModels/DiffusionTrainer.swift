@@ -81,23 +81,14 @@ public final class DiffusionTrainer {
         let timesteps = examples.map { _ in 1 + fixed.int(below: prior.config.diffusionSteps) }
         var noise = [Float](repeating: 0, count: examples.count * n * d)
         noise.withUnsafeMutableBufferPointer { fixed.fillNormal($0.baseAddress!, count: $0.count) }
-        let size = options.batchSize
-        var totals = [Double](repeating: 0, count: workers.count)
-        totals.withUnsafeMutableBufferPointer { totals in
-            Threads.replicas(workers.count) { w in
-                for first in stride(from: w * size, to: examples.count, by: size * workers.count) {
-                    let items = first..<min(examples.count, first + size)
-                    let tape = Tape()
-                    let loss = workers[w].loss(tape, clean: items.flatMap { prior.normalize(latent(of: examples[$0].grid)) },
-                                               noise: Array(noise[items.lowerBound * n * d..<items.upperBound * n * d]),
-                                               timesteps: Array(timesteps[items]),
-                                               text: items.flatMap { prior.textTokens(examples[$0].captions[0]) })
-                    tape.reset()
-                    totals[w] += Double(loss.item) * Double(items.count)
-                }
-            }
-        }
-        return Float(totals.reduce(0, +) / Double(max(1, examples.count)))
+        return Float(DataParallel.mean(count: examples.count, batchSize: options.batchSize, workers: workers.count) { w, items in
+            let tape = Tape()
+            defer { tape.reset() }
+            return Double(workers[w].loss(tape, clean: items.flatMap { prior.normalize(latent(of: examples[$0].grid)) },
+                                          noise: Array(noise[items.lowerBound * n * d..<items.upperBound * n * d]),
+                                          timesteps: Array(timesteps[items]),
+                                          text: items.flatMap { prior.textTokens(examples[$0].captions[0]) }).item)
+        })
     }
 
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {

@@ -46,3 +46,11 @@ public struct TokenizedExample: Sendable {
     }
 }
 
+
+/// A caption's BPE ids as a prior's `textLength` text tokens: cut to that length, then each free
+/// position's own pad token (id `vocabularySize + position`, DALL-E's trick), so the model
+/// always knows where the caption ends. The empty caption, all pads, is what guidance
+/// conditions on.
+func paddedText(_ ids: [Int32], textLength: Int, vocabularySize: Int) -> [Int32] {
+    (0..<textLength).map { p in p < ids.count ? ids[p] : Int32(vocabularySize + p) }
+}

@@ -28,4 +28,21 @@ public enum DataParallel {
         }
         stores[0].accumulateGradients(from: Array(stores.dropFirst()))
     }
+
+    /// The mean of `value` over `count` items taken in batches of `batchSize`, each worker
+    /// taking every `workers`-th batch at once: `value(worker, items)` returns the batch's mean,
+    /// weighted here by the batch's size. For validation losses, which need no gradients.
+    public static func mean(count: Int, batchSize: Int, workers: Int,
+                            _ value: (_ worker: Int, _ items: Range<Int>) -> Double) -> Double {
+        var totals = [Double](repeating: 0, count: workers)
+        totals.withUnsafeMutableBufferPointer { totals in
+            Threads.replicas(workers) { w in
+                for first in stride(from: w * batchSize, to: count, by: batchSize * workers) {
+                    let items = first..<min(count, first + batchSize)
+                    totals[w] += value(w, items) * Double(items.count)
+                }
+            }
+        }
+        return totals.reduce(0, +) / Double(max(1, count))
+    }
 }

@@ -13,6 +13,13 @@ func tinyConfig(_ quantizer: QuantizerKind = .vq) -> AutoencoderConfig {
                       groups: 4, quantizer: quantizer, codebookSize: 16, codeDimension: 4)
 }
 
+/// A fresh folder under the system's temporary directory; the caller removes it.
+func temporaryFolder(_ label: String) throws -> String {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(label)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    return folder
+}
+
 /// Pictures of flat colour blocks, (3, 16, 16) each in [−1, 1].
 func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
     var rng = RandomGenerator(seed: seed)
@@ -188,8 +195,7 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         options.flip = true
         let pictures = blockPictures(2, seed: 12)
         let batch = Array(pictures.joined())
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-ae-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let folder = try temporaryFolder("ae")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/checkpoint.safetensors"
 
@@ -243,8 +249,7 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         options.batchSize = 2
         options.decoderOnly = true
         let batch = Array(blockPictures(2, seed: 13).joined())
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-ae-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let folder = try temporaryFolder("ae")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/checkpoint.safetensors"
 
@@ -263,14 +268,8 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
 }
 
 @Suite struct AutoencoderFiles {
-    func temporaryFolder() throws -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-model-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        return folder
-    }
-
     @Test func savedModelLoadsWithHalfPrecisionWeights() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder("model")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let model = Autoencoder(config: tinyConfig(), seed: 5)
         try model.save(to: folder + "/" + ModelManifest.autoencoderFile)
@@ -284,7 +283,7 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
     }
 
     @Test func truncatedOrCorruptModelFilesAreErrors() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder("model")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let model = Autoencoder(config: tinyConfig(), seed: 5)
         let path = folder + "/" + ModelManifest.autoencoderFile
@@ -304,7 +303,7 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
     }
 
     @Test func corruptCheckpointIsAnErrorAndChangesNothing() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder("model")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let trainer = AutoencoderTrainer(model: Autoencoder(config: tinyConfig(), seed: 6), options: AutoencoderTrainingOptions())
         let path = folder + "/checkpoint.safetensors"

@@ -166,8 +166,7 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
             #expect(worst < 1e-5, "\(x.name) differs by \(worst)")
         }
 
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-dit-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let folder = try temporaryFolder("dit")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try single.saveCheckpoint(to: folder + "/checkpoint.safetensors", metadata: [:])
         let straight = (0..<2).map { _ in single.train(examples) }
