@@ -37,11 +37,14 @@ let package = Package(
         .target(
             name: "TesseraModels", dependencies: ["TesseraData", "TesseraImage", "TesseraTensor", "TesseraKernels"],
             swiftSettings: fastMath),
+        .target(
+            name: "TesseraEval", dependencies: ["COpenBLAS", "TesseraTensor", "TesseraData", "TesseraImage"],
+            swiftSettings: fastMath),
         .executableTarget(
             name: "tessera",
             dependencies: [
                 "TesseraKernels", "TesseraAttention", "TesseraTensor", "TesseraImage", "TesseraText",
-                "TesseraData", "TesseraModels", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TesseraData", "TesseraModels", "TesseraEval", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
         .target(name: "TesseraTestSupport", dependencies: ["TesseraKernels", "TesseraTensor"]),
@@ -57,6 +60,7 @@ let package = Package(
         .testTarget(name: "TesseraDataTests", dependencies: ["TesseraData", "TesseraText"]),
         .testTarget(
             name: "TesseraModelsTests", dependencies: ["TesseraModels", "TesseraData", "TesseraKernels", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraEvalTests", dependencies: ["TesseraEval", "TesseraTensor"]),
         .testTarget(name: "TesseraCLITests", dependencies: ["tessera", "TesseraImage"]),
     ]
 )

@@ -144,6 +144,20 @@ public enum Shapes {
         }
     }
 
+    /// A picture of what a caption of the grammar says, each object jittered within its cell
+    /// as the dataset's are (from a generator seeded with `seed`); nil if it is not a caption
+    /// of the grammar. The real picture an FID reference needs for a prompt.
+    public static func picture(caption: String, seed: UInt64) -> Image? {
+        guard let parsed = parse(caption: caption) else { return nil }
+        var rng = RandomGenerator(seed: seed)
+        let objects = parsed.objects.map { object in
+            let jitterX = rng.uniformDouble() * 3 - 1.5, jitterY = rng.uniformDouble() * 3 - 1.5
+            return PlacedObject(object: object, centerX: cellCenter(object.cell % 3) + jitterX,
+                                centerY: cellCenter(object.cell / 3) + jitterY)
+        }
+        return render(Scene(objects: objects, blackBackground: parsed.blackBackground))
+    }
+
     /// Centre of grid column (or row) `index`: 64·(2i+1)/6.
     static func cellCenter(_ index: Int) -> Double { Double(canvasSide) * Double(2 * index + 1) / 6 }
 

@@ -19,6 +19,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     public var autoencoder: AutoencoderConfig?
     public var ar: ARPriorConfig?
     public var diffusion: DiffusionPriorConfig?
+    public var scorer: ScorerConfig?
 
     public init(name: String, autoencoder: AutoencoderConfig, tokenizer: String? = nil) {
         self.name = name
@@ -34,6 +35,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     public static let autoencoderFile = "autoencoder.safetensors"
     public static let arFile = "ar.safetensors"
     public static let diffusionFile = "diffusion.safetensors"
+    public static let scorerFile = "scorer.safetensors"
 
     public static func read(directory: String) throws -> ModelManifest {
         let path = (directory as NSString).appendingPathComponent(fileName)
@@ -53,6 +55,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
         try manifest.autoencoder?.validate(path: path)
         try manifest.ar?.validate(path: path)
         try manifest.diffusion?.validate(path: path)
+        try manifest.scorer?.validate(path: path)
         return manifest
     }
 
@@ -234,5 +237,44 @@ extension DiffusionPrior {
             throw TesseraError("the diffusion prior was trained for another grid or codebook than this model's autoencoder", path: path)
         }
         return prior
+    }
+}
+
+extension Scorer {
+    static let configKey = "tessera.scorer.config"
+
+    /// Writes the weights as f16, with the config.
+    public func save(to path: String) throws {
+        var writer = SafetensorsWriter(metadata: [Scorer.configKey: jsonText(config), "tessera.part": "scorer"])
+        for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
+        try writer.write(to: path)
+    }
+
+    public static func load(path: String) throws -> Scorer {
+        let file = try SafetensorsFile(path: path)
+        guard let json = file.metadata[configKey] else {
+            throw TesseraError("no scorer config in the metadata: not a scorer file", path: path)
+        }
+        let config: ScorerConfig
+        do { config = try JSONDecoder().decode(ScorerConfig.self, from: Data(json.utf8)) } catch {
+            throw TesseraError("scorer config is not valid (\(describe(error)))", path: path)
+        }
+        try config.validate(path: path)
+        let scorer = Scorer(config: config, seed: 0)
+        try fill(scorer.parameters.entries.map { ($0.name, $0.tensor) }, from: file)
+        return scorer
+    }
+
+    /// The scorer of a model directory, checked against its model.json.
+    public static func load(modelDirectory directory: String, manifest: ModelManifest) throws -> Scorer {
+        let path = try manifest.partPath("scorer", label: "scorer", directory: directory)
+        let scorer = try load(path: path)
+        if let expected = manifest.scorer, expected != scorer.config {
+            throw TesseraError("its config differs from the one in model.json", path: path)
+        }
+        guard scorer.config.imageSize == manifest.imageSize else {
+            throw TesseraError("the scorer reads \(scorer.config.imageSize) px pictures, this model draws \(manifest.imageSize) px", path: path)
+        }
+        return scorer
     }
 }

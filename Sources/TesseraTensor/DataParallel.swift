@@ -29,6 +29,33 @@ public enum DataParallel {
         stores[0].accumulateGradients(from: Array(stores.dropFirst()))
     }
 
+    /// For a loss that couples the whole batch (a contrastive loss compares every item with
+    /// every other): each worker computes `outputs` for its share on its own tape; `loss` then
+    /// sees every worker's outputs, in share order, as leaves of one small tape and returns a
+    /// one-element loss; its gradient with respect to each worker's outputs is sent back down
+    /// that worker's tape, and the replicas' gradients are added into `stores[0]`. Returns the loss.
+    public static func backward(_ stores: [ParameterStore], batch: Int,
+                                outputs: (_ worker: Int, _ share: Range<Int>, _ tape: Tape) -> Tensor,
+                                loss: (_ tape: Tape, _ outputs: [Tensor]) -> Tensor) -> Float {
+        precondition(!stores.isEmpty && batch >= stores.count, "DataParallel: \(stores.count) workers for a batch of \(batch)")
+        stores.forEach { $0.zeroGrads() }
+        let tapes = stores.map { _ in Tape() }
+        var produced = [Tensor?](repeating: nil, count: stores.count)
+        produced.withUnsafeMutableBufferPointer { produced in
+            Threads.replicas(stores.count) { w in produced[w] = outputs(w, share(w, of: stores.count, batch: batch), tapes[w]) }
+        }
+        let results = produced.map { $0! }
+        let leaves = results.map { Tensor(shape: $0.shape, sharingValuesOf: $0, requiresGrad: true) }
+        let lossTape = Tape()
+        let value = loss(lossTape, leaves)
+        lossTape.backward(value)
+        Threads.replicas(stores.count) { w in
+            tapes[w].backward(results[w], seed: leaves[w].gradValues)
+        }
+        stores[0].accumulateGradients(from: Array(stores.dropFirst()))
+        return value.item
+    }
+
     /// The mean of `value` over `count` items taken in batches of `batchSize`, each worker
     /// taking every `workers`-th batch at once: `value(worker, items)` returns the batch's mean,
     /// weighted here by the batch's size. For validation losses, which need no gradients.

@@ -1,5 +1,6 @@
 // The tape's dense ops: matrix products, linear layers, element-wise arithmetic, reductions
 // to a scalar, and reshape. Shapes follow STYLE.md's letters.
+import Foundation
 import TesseraKernels
 
 extension Tape {
@@ -105,6 +106,28 @@ extension Tape {
         let out = output(x.shape, x)
         TesseraKernels.scale(out.data, alpha, x.data, x.count)
         record(out) { axpy(x.grad, alpha, out.grad, x.count) }
+        return out
+    }
+
+    /// s · x for a one-element tensor s that may be learned (CLIP's logit scale): ds = Σ x ⊙ dy.
+    public func scale(_ x: Tensor, byScalar s: Tensor) -> Tensor {
+        precondition(s.count == 1, "scale(byScalar:): s of shape \(s.shape) is not one element")
+        let out = output(x.shape, x, s)
+        TesseraKernels.scale(out.data, s.data[0], x.data, x.count)
+        record(out) {
+            if x.requiresGrad { axpy(x.grad, s.data[0], out.grad, x.count) }
+            if s.requiresGrad { s.grad[0] += dot(x.data, out.grad, x.count) }
+        }
+        return out
+    }
+
+    /// exp(min(x, maximum)) element-wise; no gradient flows where x is capped.
+    public func exp(_ x: Tensor, maximum: Float = .infinity) -> Tensor {
+        let out = output(x.shape, x)
+        for i in 0..<x.count { out.data[i] = Foundation.exp(min(x.data[i], maximum)) }
+        record(out) {
+            for i in 0..<x.count where x.data[i] < maximum { x.grad[i] += out.grad[i] * out.data[i] }
+        }
         return out
     }
 

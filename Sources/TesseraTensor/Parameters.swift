@@ -5,6 +5,8 @@ import TesseraKernels
 public enum Initializer: Sendable {
     case zeros
     case ones
+    /// Every element the given value.
+    case constant(Float)
     /// Normal with mean 0 and the given standard deviation.
     case normal(std: Float)
     /// Uniform on [−bound, bound).
@@ -48,6 +50,7 @@ public final class ParameterStore {
         switch initializer {
         case .zeros: break
         case .ones: tensor.data.update(repeating: 1, count: tensor.count)
+        case .constant(let value): tensor.data.update(repeating: value, count: tensor.count)
         case .normal(let std): rng.fillNormal(tensor.data, count: tensor.count, std: std)
         case .uniform(let bound): rng.fillUniform(tensor.data, count: tensor.count, low: -bound, high: bound)
         }

@@ -8,7 +8,7 @@ import TesseraText
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train one part of a model from a dataset folder.",
-        subcommands: [TrainTokenizer.self, TrainAutoencoder.self, TrainAR.self, TrainDiffusion.self])
+        subcommands: [TrainTokenizer.self, TrainAutoencoder.self, TrainAR.self, TrainDiffusion.self, TrainScorer.self])
 }
 
 struct TrainTokenizer: ParsableCommand {
