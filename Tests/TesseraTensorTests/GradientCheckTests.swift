@@ -1,5 +1,6 @@
 // Every tape op against central finite differences of its Double reference, on random small
 // shapes (the sizes themselves drawn from a seeded generator, odd ones included).
+import Foundation
 import Testing
 import TesseraTensor
 import TesseraTestSupport
@@ -74,7 +75,11 @@ private func sizes(_ rng: inout RandomGenerator, _ ranges: ClosedRange<Int>...) 
         let total = gradientCheck([inputs[0]]) { t, x in t.sum(x[0]) } reference: { x in [x[0].reduce(0, +)] }
         let mean = gradientCheck([inputs[0]]) { t, x in t.mean(x[0]) } reference: { x in [x[0].reduce(0, +) / 15] }
         let reshaped = gradientCheck([inputs[0]]) { t, x in t.mul(t.reshape(x[0], [5, 3]), t.reshape(x[0], [5, 3])) } reference: { x in x[0].map { $0 * $0 } }
-        for (name, result) in [("add", add), ("sub", sub), ("mul", mul), ("scale", scaled), ("sum", total), ("mean", mean), ("reshape", reshaped)] {
+        let learned = GradientCheckInput.random([1], &rng)
+        let byScalar = gradientCheck([inputs[0], learned]) { t, x in t.scale(x[0], byScalar: x[1]) } reference: { x in x[0].map { x[1][0] * $0 } }
+        let exponential = gradientCheck([inputs[0]]) { t, x in t.exp(x[0], maximum: 0.5) } reference: { x in x[0].map { Foundation.exp(min($0, 0.5)) } }
+        for (name, result) in [("add", add), ("sub", sub), ("mul", mul), ("scale", scaled), ("sum", total), ("mean", mean), ("reshape", reshaped),
+                               ("scale by scalar", byScalar), ("capped exp", exponential)] {
             expectPasses(result, "\(name): \(result)")
         }
     }
