@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import TesseraData
+import TesseraEval
 import TesseraImage
 import TesseraModels
 import TesseraTensor
@@ -14,8 +15,8 @@ enum PriorKind: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct SamplingArguments: ParsableArguments {
-    @Option(help: "Which prior writes the token grid: ar or diffusion.")
-    var prior: PriorKind = .ar
+    @Option(name: .customLong("prior"), help: "Which prior writes the token grid: ar (default) or diffusion.")
+    var chosenPrior: PriorKind?
     @Option(help: "Seed; the same seed gives the same picture.")
     var seed: UInt64 = 0
     @Option(help: "Sampling temperature (0 picks the most likely code; AR prior).")
@@ -41,6 +42,11 @@ struct SamplingArguments: ParsableArguments {
         if let steps, steps < 1 || steps > 10_000 { throw ValidationError("--steps must be 1…10,000") }
         guard eta >= 0 && eta <= 1 else { throw ValidationError("--eta must be 0…1") }
         if let rerank, rerank < 1 || rerank > 256 { throw ValidationError("--rerank must be 1…256") }
+    }
+
+    var prior: PriorKind {
+        get { chosenPrior ?? .ar }
+        set { chosenPrior = newValue }
     }
 
     var options: SamplingOptions {
@@ -95,11 +101,16 @@ struct LoadedModel {
     let autoencoder: Autoencoder
     let prior: LoadedPrior
     let tokenizer: BPETokenizer
+    /// The model's scorer when it has one: it reranks and scores the pictures.
+    let scorer: Scorer?
+    let samplingArguments: SamplingArguments
 
     init(_ option: ModelOption, sampling: SamplingArguments) throws {
+        samplingArguments = sampling
         directory = try option.directory()
         (autoencoder, manifest) = try Autoencoder.load(modelDirectory: directory)
-        if sampling.rerank != nil {
+        scorer = manifest.parts["scorer"] == nil ? nil : try Scorer.load(modelDirectory: directory, manifest: manifest)
+        if sampling.rerank != nil && scorer == nil {
             throw TesseraError("--rerank needs a scorer, and this model has none; train one with `tessera train scorer`", path: directory)
         }
         switch sampling.prior {
@@ -119,15 +130,50 @@ struct LoadedModel {
 
     /// The prompt's text tokens, or an error for an empty prompt; a long one is cut with a warning.
     func textTokens(_ prompt: String) throws -> [Int32] {
+        prior.textTokens(try captionIds(prompt, warn: true))
+    }
+
+    /// The prompt's BPE ids, cut to what the prior reads (with a warning when `warn`).
+    func captionIds(_ prompt: String, warn: Bool = false) throws -> [Int32] {
         let normalized = normalizeCaption(prompt)
         guard !normalized.isEmpty else { throw TesseraError("the prompt is empty; say what to draw, e.g. \"a red circle\"") }
         let ids = tokenizer.encode(normalized)
         let length = prior.textLength
-        if ids.count > length {
+        if ids.count > length && warn {
             let kept = tokenizer.decode(Array(ids.prefix(length)))
             FileHandle.standardError.write(Data("warning: the prompt is \(ids.count) tokens, the model reads \(length); using \"\(kept)\"\n".utf8))
         }
-        return prior.textTokens(ids.prefix(length).map { Int32($0) })
+        return ids.prefix(length).map { Int32($0) }
+    }
+
+    /// `count` pictures of `prompt` from `seed`. With `rerank` R, R candidates are drawn for
+    /// each (one batch of count·R, the same seed) and the scorer keeps the best of each R.
+    /// Scores are the scorer's CLIP scores (100 · cosine, clipped at 0) when it is present.
+    func generate(_ prompt: String, count: Int, sampling: SamplingArguments, seed: UInt64,
+                  onProgress: ((Image) -> Void)? = nil) throws -> (pictures: [Image], tokens: [Int32], scores: [Double]?) {
+        let candidates = sampling.rerank ?? 1
+        let text = try textTokens(prompt)
+        let tokens = sample(text: [Int32]((0..<count * candidates).flatMap { _ in text }), sampling: sampling, seed: seed,
+                            onProgress: onProgress)
+        let drawn = draw(tokens, count: count * candidates)
+        guard let scorer else { return (drawn, tokens, nil) }
+        let scores = try clipScores(drawn, prompt: prompt, scorer: scorer)
+        var kept: [Int] = []
+        for group in 0..<count {
+            let range = group * candidates..<(group + 1) * candidates
+            kept.append(range.max { scores[$0] < scores[$1] }!)  // the first of equals
+        }
+        let n = prior.grid.height * prior.grid.width
+        return (kept.map { drawn[$0] }, kept.flatMap { tokens[$0 * n..<($0 + 1) * n] }, kept.map { scores[$0] })
+    }
+
+    /// The scorer's CLIP score of each picture with `prompt`.
+    func clipScores(_ pictures: [Image], prompt: String, scorer: Scorer) throws -> [Double] {
+        let ids = Array(tokenizer.encode(normalizeCaption(prompt)).prefix(scorer.config.textLength).map { Int32($0) })
+        let e = scorer.config.embedding
+        let text = scorer.textFeatures([ids])
+        let images = scorer.imageFeatures(pictures.map { planarPixels($0.resized(width: scorer.config.imageSize, height: scorer.config.imageSize)) })
+        return Metrics.clipScores(images: images, texts: [Float]((0..<pictures.count).flatMap { _ in text }), dimension: e)
     }
 
     /// Token grids (B·h·w) for `text` (B rows of text tokens). `keep` (B·h·w, −1 where free)
@@ -189,6 +235,16 @@ struct LoadedModel {
     }
 }
 
+/// One line of manifest.jsonl: prompt, file, prior, seed, settings, seconds, the scorer's score.
+func manifestLine(prompt: String, file: String, sampling: SamplingArguments, seed: UInt64, index: Int, seconds: Double,
+                  score: Double?) -> String {
+    "{\"prompt\":\(jsonString(prompt)),\"file\":\(jsonString(file)),\"prior\":\"\(sampling.prior.rawValue)\","
+        + "\"seed\":\(seed),\"index\":\(index),\(sampling.manifestFields),"
+        + (sampling.rerank.map { "\"rerank\":\($0)," } ?? "")
+        + "\"seconds\":\(String(format: "%.3f", seconds))"
+        + (score.map { ",\"score\":\(String(format: "%.3f", $0))" } ?? "") + "}\n"
+}
+
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate pictures from a prompt (or a file of prompts) with a model's prior.")
@@ -230,15 +286,15 @@ struct Generate: ParsableCommand {
         if let prompt {
             var strip: [Image] = []
             let start = Date()
-            let tokens = loaded.sample(text: try batchText(loaded, prompt), sampling: sampling, seed: sampling.seed,
-                                       onProgress: progress == nil ? nil : { strip.append($0) })
-            let images = loaded.draw(tokens, count: count)
+            let (images, tokens, scores) = try loaded.generate(prompt, count: count, sampling: sampling, seed: sampling.seed,
+                                                               onProgress: progress == nil ? nil : { strip.append($0) })
             let picture = count == 1 ? images[0] : ContactSheet.make(images, padding: 2)
             try picture.writePNG(to: out)
             if let progress { try ContactSheet.make(strip, columns: strip.count, padding: 1).writePNG(to: progress) }
             if showTokens { printGrids(loaded, tokens) }
             if preview { print(TerminalPreview.render(picture, columns: 64, rows: 32), terminator: "") }
-            say(String(format: "wrote %@ (%d picture%@, %.2f s)", out, count, count == 1 ? "" : "s", Date().timeIntervalSince(start)))
+            let scored = scores.map { ", scorer: " + $0.map { String(format: "%.1f", $0) }.joined(separator: " ") } ?? ""
+            say(String(format: "wrote %@ (%d picture%@, %.2f s%@)", out, count, count == 1 ? "" : "s", Date().timeIntervalSince(start), scored))
             return
         }
         guard let prompts, let outDirectory else { return }
@@ -254,15 +310,14 @@ struct Generate: ParsableCommand {
         for (index, line) in lines.enumerated() {
             let seed = sampling.seed &+ UInt64(index)
             let start = Date()
-            let tokens = loaded.sample(text: try batchText(loaded, line), sampling: sampling, seed: seed)
+            let (images, tokens, scores) = try loaded.generate(line, count: count, sampling: sampling, seed: seed)
             let seconds = Date().timeIntervalSince(start)
-            for (k, image) in loaded.draw(tokens, count: count).enumerated() {
+            for (k, image) in images.enumerated() {
                 if sheet != nil { gallery.append(image.zoomed(by: 2)) }
                 let name = String(format: "%04d-%02d.png", index, k)
                 try image.writePNG(to: (outDirectory as NSString).appendingPathComponent(name))
-                manifest += "{\"prompt\":\(jsonString(line)),\"file\":\(jsonString(name)),\"prior\":\"\(sampling.prior.rawValue)\","
-                    + "\"seed\":\(seed),\"index\":\(k),\(sampling.manifestFields),"
-                    + "\"seconds\":\(String(format: "%.3f", seconds / Double(count)))}\n"
+                manifest += manifestLine(prompt: line, file: name, sampling: sampling, seed: seed, index: k,
+                                         seconds: seconds / Double(count), score: scores?[k])
             }
             if showTokens { printGrids(loaded, tokens) }
         }
@@ -272,12 +327,6 @@ struct Generate: ParsableCommand {
             try ContactSheet.make(gallery, captions: captions, columns: count * max(1, 6 / count)).writePNG(to: sheet)
         }
         say("wrote \(lines.count * count) pictures and manifest.jsonl to \(outDirectory)")
-    }
-
-    /// The prompt's text tokens once per picture of the batch.
-    func batchText(_ loaded: LoadedModel, _ prompt: String) throws -> [Int32] {
-        let text = try loaded.textTokens(prompt)
-        return [Int32]((0..<count).flatMap { _ in text })
     }
 
     func printGrids(_ loaded: LoadedModel, _ tokens: [Int32]) {

@@ -6,5 +6,5 @@ struct Tessera: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "A small text-to-image generator of the DALL-E family that trains and runs on a CPU.",
-        subcommands: [Generate.self, Complete.self, Dataset.self, Train.self, Tokens.self, Decode.self, Codebook.self, Bench.self])
+        subcommands: [Generate.self, Complete.self, Dataset.self, Train.self, Tokens.self, Decode.self, Codebook.self, Evaluate.self, Compare.self, Bench.self])
 }
