@@ -99,5 +99,56 @@ import TesseraImage
                                            "--out", work + "/bad.png"])
         #expect(tooManySteps.status != 0 && tooManySteps.stderr.contains("more than the 50 noise levels"), "\(tooManySteps.stderr)")
         #expect(!FileManager.default.fileExists(atPath: work + "/bad.png"))
+
+        try scorerEvalAndCompare(data: data, model: model, work: work)
+    }
+
+    /// The scorer on the same model: it reranks and scores generate's pictures, and eval and
+    /// compare write every figure and file they promise.
+    func scorerEvalAndCompare(data: String, model: String, work: String) throws {
+        let scorer = try runTessera(["train", "scorer", "--data", data, "--model-dir", model, "--validation", data, "--steps", "3",
+                                     "--width", "16", "--layers", "1", "--heads", "2", "--channels", "8,16", "--embedding", "8",
+                                     "--batch-size", "4"])
+        #expect(scorer.status == 0 && scorer.stdout.contains("own caption first in batches of 4"), "\(scorer.stderr)")
+        let reranked = try runTessera(["generate", "a red circle", "--model", model, "--rerank", "3", "--out", work + "/r.png"])
+        #expect(reranked.status == 0 && reranked.stdout.contains("scorer: "), "\(reranked.stderr)")
+        let scored = try runTessera(["generate", "--prompts", work + "/prompts.txt", "--out-dir", work + "/scored", "--model", model,
+                                     "--rerank", "2"])
+        #expect(scored.status == 0, "\(scored.stderr)")
+        let manifest = try String(contentsOfFile: work + "/scored/manifest.jsonl", encoding: .utf8)
+        #expect(manifest.contains("\"rerank\":2") && manifest.contains("\"score\":"), "\(manifest)")
+
+        let evaluated = try runTessera(["eval", "--model", model, "--prior", "ar", "--data", data, "--count", "6", "--json"])
+        #expect(evaluated.status == 0, "\(evaluated.stderr)")
+        let figures = try JSONSerialization.jsonObject(with: Data(evaluated.stdout.utf8)) as? [String: Any]
+        for key in ["exact_match", "clip_score", "r_precision", "fid", "reconstruction_psnr", "seconds_per_image"] {
+            #expect(figures?.keys.contains(key) == true, "\(key) missing from \(evaluated.stdout)")
+        }
+        #expect(figures?["images"] as? Int == 6 && figures?["prior"] as? String == "ar")
+
+        let out = work + "/compare"
+        let compared = try runTessera(["compare", "--model", model, "--prompts", work + "/prompts.txt", "--out", out, "--steps", "4",
+                                       "--reference", data, "--count", "2"])
+        #expect(compared.status == 0 && compared.stdout.contains("R-precision"), "\(compared.stderr)")
+        for file in ["ar/manifest.jsonl", "ar/0001-01.png", "diffusion/manifest.jsonl", "diffusion/0001-01.png", "report.md",
+                     "side-by-side.png"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")
+        }
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/report.json"))) as? [String: Any]
+        let priors = report?["priors"] as? [String: [String: Any]]
+        for prior in ["ar", "diffusion"] {
+            let entry = priors?[prior]
+            #expect(entry?["images"] as? Int == 4, "\(prior)")
+            for key in ["exact_match", "clip_score", "r_precision", "fid", "seconds_per_image", "settings"] {
+                #expect(entry?.keys.contains(key) == true, "\(prior).\(key)")
+            }
+            #expect(entry?["clip_score"] is Double && entry?["r_precision"] is Double && entry?["fid"] is Double, "\(prior)")
+        }
+        let withPrior = try runTessera(["compare", "--model", model, "--prompts", work + "/prompts.txt", "--out", work + "/bad",
+                                        "--prior", "ar"])
+        #expect(withPrior.status != 0 && withPrior.stderr.contains("--prior does not apply"), "\(withPrior.stderr)")
+        let noPrompts = try runTessera(["compare", "--model", model, "--prompts", work + "/missing.txt", "--out", work + "/bad"])
+        #expect(noPrompts.status != 0 && noPrompts.stderr.contains("missing.txt: cannot read"), "\(noPrompts.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/bad"))
     }
 }
