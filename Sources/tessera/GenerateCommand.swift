@@ -157,7 +157,7 @@ struct LoadedModel {
                             onProgress: onProgress)
         let drawn = draw(tokens, count: count * candidates)
         guard let scorer else { return (drawn, tokens, nil) }
-        let scores = try clipScores(drawn, prompt: prompt, scorer: scorer)
+        let scores = clipScores(drawn, prompt: prompt, scorer: scorer)
         var kept: [Int] = []
         for group in 0..<count {
             let range = group * candidates..<(group + 1) * candidates
@@ -168,7 +168,7 @@ struct LoadedModel {
     }
 
     /// The scorer's CLIP score of each picture with `prompt`.
-    func clipScores(_ pictures: [Image], prompt: String, scorer: Scorer) throws -> [Double] {
+    func clipScores(_ pictures: [Image], prompt: String, scorer: Scorer) -> [Double] {
         let ids = Array(tokenizer.encode(normalizeCaption(prompt)).prefix(scorer.config.textLength).map { Int32($0) })
         let e = scorer.config.embedding
         let text = scorer.textFeatures([ids])
@@ -298,11 +298,7 @@ struct Generate: ParsableCommand {
             return
         }
         guard let prompts, let outDirectory else { return }
-        guard let data = FileManager.default.contents(atPath: prompts), let text = String(data: data, encoding: .utf8) else {
-            throw TesseraError("cannot read the prompts file", path: prompts)
-        }
-        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard !lines.isEmpty else { throw TesseraError("holds no prompts", path: prompts) }
+        let lines = try readPrompts(prompts)
         for line in lines { _ = try loaded.textTokens(line) }  // every prompt checked before any picture is drawn
         try makeOutputDirectory(outDirectory)
         var manifest = ""
