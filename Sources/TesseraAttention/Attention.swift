@@ -87,7 +87,7 @@ public func attentionForward(
 ) {
     let hs = s.headSize, bq = blocks.queries, bk = blocks.keys
     let queryBlocks = (s.queryLength + bq - 1) / bq
-    Threads.parallelFor(s.batch * s.heads * queryBlocks, callsBLAS: true) { range in
+    Threads.parallelFor(s.batch * s.heads * queryBlocks) { range in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: bq * bk + 2 * bq) { scratch in
             let scores = scratch.baseAddress!             // (bq, bk)
             let rowMax = scores + bq * bk, rowSum = rowMax + bq  // (bq), (bq)
@@ -156,7 +156,7 @@ public func attentionBackward(
 ) {
     let hs = s.headSize, bq = blocks.queries, bk = blocks.keys
     // One task per head: it owns that head's dQ, dK and dV, so no two tasks write one float.
-    Threads.parallelFor(s.batch * s.heads, callsBLAS: true) { range in
+    Threads.parallelFor(s.batch * s.heads) { range in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * bq * bk + bq) { scratch in
             let probabilities = scratch.baseAddress!      // (bq, bk)
             let dscores = probabilities + bq * bk           // (bq, bk)

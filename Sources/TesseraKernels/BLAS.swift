@@ -16,6 +16,7 @@ public func gemm(
 ) {
     precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m=\(m) n=\(n) k=\(k)")
     if m == 0 || n == 0 { return }
+    _ = openBLASIsSerial
     let lda = lda ?? (transposeA ? m : k)
     let ldb = ldb ?? (transposeB ? k : n)
     let ldc = ldc ?? n
@@ -37,11 +38,11 @@ public func gemm(
     let work = m * n * k
     if Threads.count > 1 && work >= 2 * gemmWorkPerThread {
         if m >= n || m >= 64 * Threads.count {
-            Threads.parallelFor(m, minimumChunk: max(1, gemmWorkPerThread / max(1, n * k)), callsBLAS: true) { rows in
+            Threads.parallelFor(m, minimumChunk: max(1, gemmWorkPerThread / max(1, n * k))) { rows in
                 product(rows: rows, columns: 0..<n)
             }
         } else {
-            Threads.parallelFor(n, minimumChunk: max(1, gemmWorkPerThread / max(1, m * k)), callsBLAS: true) { columns in
+            Threads.parallelFor(n, minimumChunk: max(1, gemmWorkPerThread / max(1, m * k))) { columns in
                 product(rows: 0..<m, columns: columns)
             }
         }
@@ -49,6 +50,12 @@ public func gemm(
     }
     product(rows: 0..<m, columns: 0..<n)
 }
+
+/// OpenBLAS runs single-threaded in every process that calls these kernels (the tool sets it
+/// at startup too; this covers tests and other programs): with its threads on, a product's bits
+/// could depend on whether some concurrent caller had turned them off, and its spinning
+/// threads fight Tessera's own. Set once, before the first product.
+private let openBLASIsSerial: Void = BLASRuntime.leaveThreadingToTessera()
 
 /// Multiply-adds a thread takes on at least before a product is split (below, one call).
 let gemmWorkPerThread = 1 << 20
@@ -121,8 +128,8 @@ func load8(_ p: UnsafePointer<Float>) -> Vec8 {
 
 /// `count` independent products C[i] = alpha · op(A[i]) · op(B[i]) + beta · C[i], where
 /// matrix i starts `strideA · i` floats after `a` (likewise B, C). A stride of 0 shares
-/// one matrix across the batch. Small products run one per thread with single-threaded
-/// BLAS; large ones run in turn, each with all of OpenBLAS's threads.
+/// one matrix across the batch. Small products run one per thread; large ones run in turn,
+/// each split over the threads by `gemm`.
 public func batchedGemm(
     count: Int,
     transposeA: Bool = false, transposeB: Bool = false,
@@ -138,9 +145,9 @@ public func batchedGemm(
              a: a + strideA * i, lda: lda, b: b + strideB * i, ldb: ldb,
              beta: beta, c: c + strideC * i, ldc: ldc)
     }
-    // Below about 128³ multiply-adds OpenBLAS gains little from a second thread per product.
+    // Below about 128³ multiply-adds a product gains little from being split.
     if m * n * k < 128 * 128 * 128 {
-        Threads.parallelFor(count, callsBLAS: true) { range in range.forEach(product) }
+        Threads.parallelFor(count) { range in range.forEach(product) }
     } else {
         (0..<count).forEach(product)
     }

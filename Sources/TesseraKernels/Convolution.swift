@@ -114,7 +114,7 @@ private func forEachImageRange(
     _ body: (Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void
 ) {
     let tasks = imageTaskCount(batch)
-    Threads.parallelFor(tasks, callsBLAS: true) { range in
+    Threads.parallelFor(tasks) { range in
         for t in range { body(batch * t / tasks..<batch * (t + 1) / tasks, columns + t * g.columnsCount, t) }
     }
 }

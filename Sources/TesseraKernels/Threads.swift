@@ -2,12 +2,10 @@
 // elements into contiguous chunks; nothing above the kernels spawns threads.
 import Dispatch
 import Foundation
-import Synchronization
-import COpenBLAS
 
 public enum Threads {
-    /// Workers for Tessera's own kernels (`TESSERA_THREADS` overrides). OpenBLAS keeps its own
-    /// count (`OPENBLAS_NUM_THREADS`); the two never run at once.
+    /// Workers for Tessera's own kernels (`TESSERA_THREADS` overrides); OpenBLAS itself runs
+    /// single-threaded inside them.
     public static let count: Int = {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if let text = ProcessInfo.processInfo.environment["TESSERA_THREADS"], let n = Int(text), n > 0 {
@@ -18,21 +16,15 @@ public enum Threads {
 
     /// Runs `body` over contiguous chunks of `0..<count`, in parallel when there is enough
     /// work: each chunk holds at least `minimumChunk` items. Chunks never overlap, so a body
-    /// that writes only inside its own range needs no locks. Bodies that call BLAS say so:
-    /// OpenBLAS then runs single-threaded inside, so its threads and ours never oversubscribe.
-    public static func parallelFor(
-        _ count: Int, minimumChunk: Int = 1, callsBLAS: Bool = false, _ body: (Range<Int>) -> Void
-    ) {
+    /// that writes only inside its own range needs no locks. OpenBLAS is single-threaded
+    /// throughout (`gemm`), so bodies may call it without oversubscribing the cores.
+    public static func parallelFor(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         let tasks = isInsideReplica ? 1 : min(Threads.count, count / max(1, minimumChunk))
         if tasks <= 1 {
             if count > 0 { body(0..<count) }
             return
         }
-        if callsBLAS {
-            withSerialBLAS { run(count, tasks: tasks, body) }
-        } else {
-            run(count, tasks: tasks, body)
-        }
+        run(count, tasks: tasks, body)
     }
 
     /// A thread-specific mark set on each thread while it runs a replica or a chunk of a
@@ -47,41 +39,18 @@ public enum Threads {
 
     private static var isInsideReplica: Bool { pthread_getspecific(replicaKey) != nil }
 
-    /// OpenBLAS's thread count while nobody needs it single-threaded; holders are counted, so
-    /// nested and concurrent callers restore it only when the last one leaves.
-    private static let serialBLAS = Mutex<(holders: Int, saved: Int32)>((0, 1))
-
-    private static func withSerialBLAS(_ body: () -> Void) {
-        serialBLAS.withLock { state in
-            if state.holders == 0 {
-                state.saved = openblas_get_num_threads()
-                openblas_set_num_threads(1)
-            }
-            state.holders += 1
-        }
-        defer {
-            serialBLAS.withLock { state in
-                state.holders -= 1
-                if state.holders == 0 { openblas_set_num_threads(state.saved) }
-            }
-        }
-        body()
-    }
-
     /// Runs `body(0)…body(n − 1)` at once, one per worker, for data-parallel work: each body
-    /// holds a whole share of a batch, so the kernels inside (and OpenBLAS) run single-threaded
+    /// holds a whole share of a batch, so the kernels inside run single-threaded
     /// instead of splitting each op again. Returns when all have finished.
     public static func replicas(_ n: Int, _ body: (Int) -> Void) {
         precondition(n >= 1 && !isInsideReplica, "Threads.replicas: \(n) replicas, or nested")
         if n == 1 { return body(0) }
-        withSerialBLAS {
-            withoutActuallyEscaping(body) { body in
-                let shared = UncheckedSendable(body)
-                DispatchQueue.concurrentPerform(iterations: n) { i in
-                    pthread_setspecific(replicaKey, UnsafeRawPointer(bitPattern: 1))
-                    defer { pthread_setspecific(replicaKey, nil) }
-                    shared.value(i)
-                }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: n) { i in
+                pthread_setspecific(replicaKey, UnsafeRawPointer(bitPattern: 1))
+                defer { pthread_setspecific(replicaKey, nil) }
+                shared.value(i)
             }
         }
     }

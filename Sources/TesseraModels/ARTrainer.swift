@@ -35,7 +35,7 @@ public final class ARTrainer {
         var text: [Int32] = [], image: [Int32] = []
         for _ in 0..<options.batchSize {
             let example = examples[rng.int(below: examples.count)]
-            text += prior.textTokens(options.drawCaption(of: example, dropout: prior.config.captionDropout, rng: &rng))
+            text += prior.textTokens(options.drawCaption(from: example.captions, dropout: prior.config.captionDropout, rng: &rng))
             image += example.grid
         }
         return (text, image)

@@ -50,7 +50,7 @@ public final class DiffusionTrainer {
         var text: [Int32] = [], clean: [Float] = [], timesteps: [Int] = []
         for _ in 0..<size {
             let example = examples[rng.int(below: examples.count)]
-            text += prior.textTokens(options.drawCaption(of: example, dropout: prior.config.captionDropout, rng: &rng))
+            text += prior.textTokens(options.drawCaption(from: example.captions, dropout: prior.config.captionDropout, rng: &rng))
             clean += prior.normalize(latent(of: example.grid))
             timesteps.append(1 + rng.int(below: prior.config.diffusionSteps))
         }

@@ -26,11 +26,11 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
         firstCaptionRate = try c.decodeIfPresent(Float.self, forKey: .firstCaptionRate) ?? defaults.firstCaptionRate
     }
 
-    /// One caption of `example` (the first at `firstCaptionRate`, otherwise any), or the empty
-    /// caption at the rate `dropout`.
-    public func drawCaption(of example: TokenizedExample, dropout: Float, rng: inout RandomGenerator) -> [Int32] {
-        let first = example.captions.count == 1 || rng.uniform() < firstCaptionRate
-        let caption = example.captions[first ? 0 : rng.int(below: example.captions.count)]
+    /// One of a picture's captions (the first at `firstCaptionRate`, otherwise any), or the
+    /// empty caption at the rate `dropout`.
+    public func drawCaption(from captions: [[Int32]], dropout: Float, rng: inout RandomGenerator) -> [Int32] {
+        let first = captions.count == 1 || rng.uniform() < firstCaptionRate
+        let caption = captions[first ? 0 : rng.int(below: captions.count)]
         return rng.uniform() < dropout ? [] : caption
     }
 }

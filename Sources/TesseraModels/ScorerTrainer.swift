@@ -52,8 +52,7 @@ public final class ScorerTrainer {
             let index = rng.int(below: examples.count)
             guard chosen.insert(index).inserted else { continue }
             let example = examples[index]
-            text += scorer.textTokens(options.drawCaption(of: TokenizedExample(captions: example.captions, grid: []),
-                                                          dropout: 0, rng: &rng))
+            text += scorer.textTokens(options.drawCaption(from: example.captions, dropout: 0, rng: &rng))
             pictures += example.planar
         }
         return (text, pictures)

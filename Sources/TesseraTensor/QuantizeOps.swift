@@ -65,7 +65,7 @@ public func nearestCodes(_ x: UnsafePointer<Float>, _ codebook: UnsafePointer<Fl
     let rowsPerChunk = 256
     let chunks = (positions + rowsPerChunk - 1) / rowsPerChunk
     norms.withUnsafeBufferPointer { norms in result.withUnsafeMutableBufferPointer { out in
-        Threads.parallelFor(chunks, callsBLAS: true) { range in
+        Threads.parallelFor(chunks) { range in
             var scores = [Float](repeating: 0, count: rowsPerChunk * codes)
             for chunk in range {
                 let first = chunk * rowsPerChunk, rows = min(rowsPerChunk, positions - first)
