@@ -77,6 +77,19 @@ import TesseraText
         #expect(Shapes.read(Image(width: 64, height: 64, color: [255, 255, 255])).objects.isEmpty)
     }
 
+    /// A caption drawn from its words alone (the FID reference of `compare`) is read back as
+    /// that caption, and its objects are jittered as the dataset's are.
+    @Test func aCaptionIsDrawnAsTheCheckerReadsIt() {
+        for index in 0..<40 {
+            let caption = Shapes.scene(seed: 5, split: .testNovel, index: index).caption
+            let picture = Shapes.picture(caption: caption, seed: UInt64(index))
+            #expect(picture.map { Shapes.matches(caption: caption, image: $0) } == true, "\(caption)")
+        }
+        let caption = "a large red square in the center"
+        #expect(Shapes.picture(caption: caption, seed: 1) != Shapes.picture(caption: caption, seed: 2))
+        #expect(Shapes.picture(caption: "a red apple", seed: 1) == nil)
+    }
+
     @Test func renderingFollowsThePixelRules() {
         // A small square centred on a pixel corner covers exactly 10×10 pixels, fully.
         let square = Shapes.PlacedObject(object: .init(size: .small, color: .red, shape: .square, cell: 4),
