@@ -71,18 +71,13 @@ public final class ARTrainer {
     }
 
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
-        var metadata = metadata
-        metadata["tessera.ar.config"] = jsonText(prior.config)
-        metadata["tessera.ar.training"] = jsonText(options)
-        try Checkpoint.save(to: path, optimizers: [optimizer], state: TrainingState(step: step, rng: rng, metadata: metadata))
+        try PairCheckpoint.save(to: path, part: "ar", config: prior.config, options: options, optimizer: optimizer,
+                                step: step, rng: rng, metadata: metadata)
     }
 
     public func restoreCheckpoint(from path: String) throws -> [String: String] {
-        let file = try SafetensorsFile(path: path)
-        guard file.metadata["tessera.ar.config"] == jsonText(prior.config) else {
-            throw TesseraError("this checkpoint was trained with another AR prior config", path: path)
-        }
-        let state = try Checkpoint.load(from: path, into: [optimizer])
+        let state = try PairCheckpoint.restore(from: path, part: "ar", label: "AR prior", config: prior.config,
+                                               optimizer: optimizer)
         step = state.step
         rng = state.rng
         return state.metadata

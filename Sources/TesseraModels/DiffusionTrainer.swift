@@ -92,19 +92,13 @@ public final class DiffusionTrainer {
     }
 
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
-        var metadata = metadata
-        metadata["tessera.diffusion.config"] = jsonText(prior.config)
-        metadata["tessera.diffusion.training"] = jsonText(options)
-        try Checkpoint.save(to: path, optimizers: [optimizer], buffers: prior.buffers,
-                            state: TrainingState(step: step, rng: rng, metadata: metadata))
+        try PairCheckpoint.save(to: path, part: "diffusion", config: prior.config, options: options, optimizer: optimizer,
+                                buffers: prior.buffers, step: step, rng: rng, metadata: metadata)
     }
 
     public func restoreCheckpoint(from path: String) throws -> [String: String] {
-        let file = try SafetensorsFile(path: path)
-        guard file.metadata["tessera.diffusion.config"] == jsonText(prior.config) else {
-            throw TesseraError("this checkpoint was trained with another diffusion prior config", path: path)
-        }
-        let state = try Checkpoint.load(from: path, into: [optimizer], buffers: prior.buffers)
+        let state = try PairCheckpoint.restore(from: path, part: "diffusion", label: "diffusion prior", config: prior.config,
+                                               optimizer: optimizer, buffers: prior.buffers)
         step = state.step
         rng = state.rng
         return state.metadata

@@ -101,6 +101,37 @@ func fill(_ targets: [(name: String, tensor: Tensor)], from file: SafetensorsFil
     }
 }
 
+/// A part's config as its safetensors file and model.json carry it.
+protocol PartConfig: Codable, Equatable {
+    func validate(path: String?) throws
+}
+
+extension ARPriorConfig: PartConfig {}
+extension DiffusionPriorConfig: PartConfig {}
+extension ScorerConfig: PartConfig {}
+
+/// Writes a part: its parameters as f16, `buffers` as f32, its config under `key`.
+func savePart<Config: PartConfig>(_ config: Config, key: String, part: String, parameters: ParameterStore,
+                                  buffers: [(name: String, tensor: Tensor)] = [], to path: String) throws {
+    var writer = SafetensorsWriter(metadata: [key: jsonText(config), "tessera.part": part])
+    for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
+    for (name, tensor) in buffers { writer.add(name, tensor: tensor) }
+    try writer.write(to: path)
+}
+
+/// The validated config a part file carries under `key`; `label` names the part in errors.
+func partConfig<Config: PartConfig>(_ type: Config.Type, key: String, label: String, in file: SafetensorsFile) throws -> Config {
+    guard let json = file.metadata[key] else {
+        throw TesseraError("no \(label) config in the metadata: this is not the \(label)'s file", path: file.path)
+    }
+    let config: Config
+    do { config = try JSONDecoder().decode(Config.self, from: Data(json.utf8)) } catch {
+        throw TesseraError("\(label) config is not valid (\(describe(error)))", path: file.path)
+    }
+    try config.validate(path: file.path)
+    return config
+}
+
 extension ModelManifest {
     /// The file of `part` in a model directory, or an error that says how to make it.
     func partPath(_ part: String, label: String, directory: String) throws -> String {
@@ -160,22 +191,12 @@ extension ARPrior {
 
     /// Writes the weights as f16, with the config.
     public func save(to path: String) throws {
-        var writer = SafetensorsWriter(metadata: [ARPrior.configKey: jsonText(config), "tessera.part": "ar"])
-        for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
-        try writer.write(to: path)
+        try savePart(config, key: ARPrior.configKey, part: "ar", parameters: parameters, to: path)
     }
 
     public static func load(path: String) throws -> ARPrior {
         let file = try SafetensorsFile(path: path)
-        guard let json = file.metadata[configKey] else {
-            throw TesseraError("no AR prior config in the metadata: not an AR prior file", path: path)
-        }
-        let config: ARPriorConfig
-        do { config = try JSONDecoder().decode(ARPriorConfig.self, from: Data(json.utf8)) } catch {
-            throw TesseraError("AR prior config is not valid (\(describe(error)))", path: path)
-        }
-        try config.validate(path: path)
-        let prior = ARPrior(config: config, seed: 0)
+        let prior = ARPrior(config: try partConfig(ARPriorConfig.self, key: configKey, label: "AR prior", in: file), seed: 0)
         try fill(prior.parameters.entries.map { ($0.name, $0.tensor) }, from: file)
         return prior
     }
@@ -200,22 +221,12 @@ extension DiffusionPrior {
 
     /// Writes the weights as f16 and the latent statistics as f32, with the config.
     public func save(to path: String) throws {
-        var writer = SafetensorsWriter(metadata: [DiffusionPrior.configKey: jsonText(config), "tessera.part": "diffusion"])
-        for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
-        for (name, tensor) in buffers { writer.add(name, tensor: tensor) }
-        try writer.write(to: path)
+        try savePart(config, key: DiffusionPrior.configKey, part: "diffusion", parameters: parameters, buffers: buffers, to: path)
     }
 
     public static func load(path: String) throws -> DiffusionPrior {
         let file = try SafetensorsFile(path: path)
-        guard let json = file.metadata[configKey] else {
-            throw TesseraError("no diffusion prior config in the metadata: not a diffusion prior file", path: path)
-        }
-        let config: DiffusionPriorConfig
-        do { config = try JSONDecoder().decode(DiffusionPriorConfig.self, from: Data(json.utf8)) } catch {
-            throw TesseraError("diffusion prior config is not valid (\(describe(error)))", path: path)
-        }
-        try config.validate(path: path)
+        let config = try partConfig(DiffusionPriorConfig.self, key: configKey, label: "diffusion prior", in: file)
         let prior = DiffusionPrior(config: config, seed: 0)
         try fill(prior.parameters.entries.map { ($0.name, $0.tensor) } + prior.buffers, from: file)
         guard (0..<config.latentChannels).allSatisfy({ prior.latentStd.data[$0] > 0 }) else {
@@ -245,22 +256,12 @@ extension Scorer {
 
     /// Writes the weights as f16, with the config.
     public func save(to path: String) throws {
-        var writer = SafetensorsWriter(metadata: [Scorer.configKey: jsonText(config), "tessera.part": "scorer"])
-        for entry in parameters.entries { writer.add(entry.name, tensor: entry.tensor, as: .f16) }
-        try writer.write(to: path)
+        try savePart(config, key: Scorer.configKey, part: "scorer", parameters: parameters, to: path)
     }
 
     public static func load(path: String) throws -> Scorer {
         let file = try SafetensorsFile(path: path)
-        guard let json = file.metadata[configKey] else {
-            throw TesseraError("no scorer config in the metadata: not a scorer file", path: path)
-        }
-        let config: ScorerConfig
-        do { config = try JSONDecoder().decode(ScorerConfig.self, from: Data(json.utf8)) } catch {
-            throw TesseraError("scorer config is not valid (\(describe(error)))", path: path)
-        }
-        try config.validate(path: path)
-        let scorer = Scorer(config: config, seed: 0)
+        let scorer = Scorer(config: try partConfig(ScorerConfig.self, key: configKey, label: "scorer", in: file), seed: 0)
         try fill(scorer.parameters.entries.map { ($0.name, $0.tensor) }, from: file)
         return scorer
     }

@@ -1,5 +1,6 @@
-// What the two priors' trainers share: their options, the (captions, token grid) examples they
-// draw from, and how a caption is drawn for classifier-free guidance.
+// What the trainers on (caption, picture) pairs share — the two priors' and the scorer's: their
+// options, the (captions, token grid) examples the priors draw from, how a caption is drawn
+// (and dropped for classifier-free guidance), and their checkpoints.
 import TesseraTensor
 
 public struct PriorTrainingOptions: Codable, Equatable, Sendable {
@@ -53,4 +54,30 @@ public struct TokenizedExample: Sendable {
 /// conditions on.
 func paddedText(_ ids: [Int32], textLength: Int, vocabularySize: Int) -> [Int32] {
     (0..<textLength).map { p in p < ids.count ? ids[p] : Int32(vocabularySize + p) }
+}
+
+/// Checkpoints of the pair trainers: the optimiser's state, `buffers`, step and generator, with
+/// the part's config and options under `tessera.PART.config` and `tessera.PART.training` — a
+/// resume checks the first and the CLI reads both back.
+enum PairCheckpoint {
+    static func save<Config: Encodable>(to path: String, part: String, config: Config, options: PriorTrainingOptions,
+                                        optimizer: AdamW, buffers: [(name: String, tensor: Tensor)] = [],
+                                        step: Int, rng: RandomGenerator, metadata: [String: String]) throws {
+        var metadata = metadata
+        metadata["tessera.\(part).config"] = jsonText(config)
+        metadata["tessera.\(part).training"] = jsonText(options)
+        try Checkpoint.save(to: path, optimizers: [optimizer], buffers: buffers,
+                            state: TrainingState(step: step, rng: rng, metadata: metadata))
+    }
+
+    /// Restores into `optimizer` and `buffers` after checking that the checkpoint was trained
+    /// with `config` (`label` names the part in the error).
+    static func restore<Config: Encodable>(from path: String, part: String, label: String, config: Config, optimizer: AdamW,
+                                           buffers: [(name: String, tensor: Tensor)] = []) throws -> TrainingState {
+        let file = try SafetensorsFile(path: path)
+        guard file.metadata["tessera.\(part).config"] == jsonText(config) else {
+            throw TesseraError("this checkpoint was trained with another \(label) config", path: path)
+        }
+        return try Checkpoint.load(from: path, into: [optimizer], buffers: buffers)
+    }
 }

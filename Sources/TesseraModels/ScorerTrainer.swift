@@ -110,18 +110,13 @@ public final class ScorerTrainer {
     }
 
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
-        var metadata = metadata
-        metadata["tessera.scorer.config"] = jsonText(scorer.config)
-        metadata["tessera.scorer.training"] = jsonText(options)
-        try Checkpoint.save(to: path, optimizers: [optimizer], state: TrainingState(step: step, rng: rng, metadata: metadata))
+        try PairCheckpoint.save(to: path, part: "scorer", config: scorer.config, options: options, optimizer: optimizer,
+                                step: step, rng: rng, metadata: metadata)
     }
 
     public func restoreCheckpoint(from path: String) throws -> [String: String] {
-        let file = try SafetensorsFile(path: path)
-        guard file.metadata["tessera.scorer.config"] == jsonText(scorer.config) else {
-            throw TesseraError("this checkpoint was trained with another scorer config", path: path)
-        }
-        let state = try Checkpoint.load(from: path, into: [optimizer])
+        let state = try PairCheckpoint.restore(from: path, part: "scorer", label: "scorer", config: scorer.config,
+                                               optimizer: optimizer)
         step = state.step
         rng = state.rng
         return state.metadata

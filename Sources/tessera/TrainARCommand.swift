@@ -63,17 +63,9 @@ struct PriorTrainingArguments: ParsableArguments {
         return options
     }
 
-    /// The prior's config and options saved in its checkpoint (metadata tessera.PART.config
-    /// and tessera.PART.training); --steps, when given, moves the end.
+    /// The prior's config and options saved in its checkpoint; --steps, when given, moves the end.
     func savedSettings<Config: Decodable>(_ type: Config.Type, part: String, checkpoint: String) throws -> (Config, PriorTrainingOptions) {
-        let file = try SafetensorsFile(path: checkpoint)
-        guard let c = file.metadata["tessera.\(part).config"], let o = file.metadata["tessera.\(part).training"],
-              let config = try? JSONDecoder().decode(Config.self, from: Data(c.utf8)),
-              var options = try? JSONDecoder().decode(PriorTrainingOptions.self, from: Data(o.utf8)) else {
-            throw TesseraError("not a \(part) training checkpoint (config or options missing)", path: checkpoint)
-        }
-        if let steps { options.steps = steps }
-        return (config, options)
+        try savedTrainingSettings(type, part: part, checkpoint: checkpoint, steps: steps)
     }
 
     /// Everything a prior's training reads before its first step.
@@ -164,6 +156,20 @@ struct TrainAR: ParsableCommand {
             })
         if finished { say("wrote \(path) and model.json") }
     }
+}
+
+/// A pair trainer's config and options saved in its checkpoint (metadata tessera.PART.config and
+/// tessera.PART.training); `steps`, when given, moves the end of the run.
+func savedTrainingSettings<Config: Decodable>(_ type: Config.Type, part: String, checkpoint: String,
+                                              steps: Int?) throws -> (Config, PriorTrainingOptions) {
+    let file = try SafetensorsFile(path: checkpoint)
+    guard let c = file.metadata["tessera.\(part).config"], let o = file.metadata["tessera.\(part).training"],
+          let config = try? JSONDecoder().decode(Config.self, from: Data(c.utf8)),
+          var options = try? JSONDecoder().decode(PriorTrainingOptions.self, from: Data(o.utf8)) else {
+        throw TesseraError("not a \(part) training checkpoint (config or options missing)", path: checkpoint)
+    }
+    if let steps { options.steps = steps }
+    return (config, options)
 }
 
 /// The text tokenizer a prior trains with: `option`'s folder (recorded relative to the model

@@ -79,14 +79,7 @@ struct TrainScorer: ParsableCommand {
                                   textWidth: width, textLayers: layers, textHeads: heads, imageChannels: parsedChannels!,
                                   embedding: embedding)
         if resume {
-            let file = try SafetensorsFile(path: checkpointPath)
-            guard let c = file.metadata["tessera.scorer.config"], let o = file.metadata["tessera.scorer.training"],
-                  let savedConfig = try? JSONDecoder().decode(ScorerConfig.self, from: Data(c.utf8)),
-                  let savedOptions = try? JSONDecoder().decode(PriorTrainingOptions.self, from: Data(o.utf8)) else {
-                throw TesseraError("not a scorer training checkpoint (config or options missing)", path: checkpointPath)
-            }
-            (config, options) = (savedConfig, savedOptions)
-            if let steps { options.steps = steps }
+            (config, options) = try savedTrainingSettings(ScorerConfig.self, part: "scorer", checkpoint: checkpointPath, steps: steps)
         }
         try config.validate()
         try makeOutputDirectory((modelDirectory as NSString).appendingPathComponent("training"))
