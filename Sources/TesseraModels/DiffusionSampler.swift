@@ -45,8 +45,10 @@ extension DiffusionPrior {
             if let keep { x = replaceKnown(x, with: keep, at: step, rng: &rng) }
             let tape = Tape()
             let input = guided ? x + x : x
-            var v = velocity(tape, noisy: Tensor(shape: [rows, n, d], values: input),
-                             timesteps: [Int](repeating: step, count: rows), text: conditioning).values  // (rows, h·w, D)
+            let sequence = Tensor(shape: [rows, config.patchRows * config.patchColumns, config.patchValues],
+                                  values: patchify(input))
+            var v = unpatchify(velocity(tape, noisy: sequence, timesteps: [Int](repeating: step, count: rows),
+                                        text: conditioning).values)  // (rows, h·w, D)
             tape.reset()
             if guided {
                 let half = batch * n * d

@@ -14,9 +14,12 @@ struct TrainDiffusion: ParsableCommand {
     @OptionGroup var prior: PriorTrainingArguments
     @Option(name: .customLong("diffusion-steps"), help: "T, the noise levels of the cosine schedule.")
     var diffusionSteps = 1000
+    @Option(name: .customLong("patch-size"), help: "p: each sequence position holds a p×p patch of the latent grid.")
+    var patchSize = 1
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
+        guard (1...8).contains(patchSize) else { throw ValidationError("--patch-size must be 1…8") }
     }
 
     func run() throws {
@@ -33,7 +36,8 @@ struct TrainDiffusion: ParsableCommand {
         let config = saved ?? DiffusionPriorConfig(
             textLength: a.textLength, textVocabularySize: setup.textVocabularySize, gridHeight: autoencoder.gridSize,
             gridWidth: autoencoder.gridSize, codebookSize: autoencoder.codebookSize, latentChannels: autoencoder.codeDimension,
-            width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps)
+            width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
+            patchSize: patchSize)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)
@@ -48,7 +52,8 @@ struct TrainDiffusion: ParsableCommand {
             trainer.measureStatistics(setup.examples)
         }
         say("diffusion prior: \(model.parameters.scalarCount) parameters, \(config.layers) layers of width \(config.width), "
-            + "\(config.textLength) text + \(config.imageLength) latent positions of \(config.latentChannels) channels, "
+            + "\(config.textLength) text + \(config.patchRows * config.patchColumns) latent positions "
+            + "(\(config.patchSize)×\(config.patchSize) patches of \(config.latentChannels) channels), "
             + "T = \(config.diffusionSteps); \(setup.examples.count) training pictures")
         let path = (a.modelDirectory as NSString).appendingPathComponent(ModelManifest.diffusionFile)
         let finished = try trainingLoop(

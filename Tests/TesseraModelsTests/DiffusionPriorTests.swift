@@ -6,9 +6,10 @@ import Testing
 import TesseraModels
 import TesseraTensor
 
-func tinyDiffusionConfig() -> DiffusionPriorConfig {
-    DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: 3, codebookSize: 8,
-                         latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100)
+func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1) -> DiffusionPriorConfig {
+    DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
+                         latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
+                         patchSize: patchSize)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -87,6 +88,25 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
 }
 
 @Suite struct DiffusionPriorBehaviour {
+    @Test func patchesGatherTheirPositionsAndComeBack() throws {
+        let prior = DiffusionPrior(config: tinyDiffusionConfig(gridWidth: 4, patchSize: 2), seed: 1)
+        // Two items of a 2×4 grid, 4 channels: value = item·100 + position·10 + channel.
+        let latents: [Float] = (0..<64).map { (i: Int) -> Float in Float(i / 32 * 100 + i % 32 / 4 * 10 + i % 4) }
+        let sequence = prior.patchify(latents)
+        // The first patch holds grid positions 0, 1, 4, 5; the second 2, 3, 6, 7.
+        let firstPositions = stride(from: 0, to: 16, by: 4).map { Int(sequence[$0]) / 10 }
+        let secondPositions = stride(from: 16, to: 32, by: 4).map { Int(sequence[$0]) / 10 }
+        #expect(firstPositions == [0, 1, 4, 5] && secondPositions == [2, 3, 6, 7])
+        #expect(Array(sequence[32..<36]) == [100, 101, 102, 103])
+        #expect(prior.unpatchify(sequence) == latents)
+        // Configs written before patches read as p = 1; a patch that does not divide the grid is refused.
+        var old = try JSONSerialization.jsonObject(with: JSONEncoder().encode(tinyDiffusionConfig())) as! [String: Any]
+        old["patchSize"] = nil
+        let decoded = try JSONDecoder().decode(DiffusionPriorConfig.self, from: JSONSerialization.data(withJSONObject: old))
+        #expect(decoded == tinyDiffusionConfig() && decoded.patchSize == 1)
+        #expect(throws: TesseraError.self) { try tinyDiffusionConfig(gridWidth: 3, patchSize: 2).validate() }
+    }
+
     @Test func anUntrainedPriorPredictsZero() {
         let prior = DiffusionPrior(config: tinyDiffusionConfig(), seed: 3)
         var rng = RandomGenerator(seed: 74)
@@ -97,16 +117,18 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         tape.reset()
     }
 
-    @Test func tinyDenoiserLearnsALatentPerCaption() {
+    /// With p = 1 a position per code; with p = 2 the 2×4 grid is two positions of 2×2 codes.
+    @Test(arguments: [(3, 1), (4, 2)])
+    func tinyDenoiserLearnsALatentPerCaption(gridWidth: Int, patchSize: Int) {
         var options = PriorTrainingOptions()
         options.steps = 400
         options.batchSize = 8
         options.learningRate = 3e-3
         options.warmupSteps = 20
-        var config = tinyDiffusionConfig()
+        var config = tinyDiffusionConfig(gridWidth: gridWidth, patchSize: patchSize)
         config.captionDropout = 0
         let prior = DiffusionPrior(config: config, seed: 5)
-        let grids: [[Int32]] = [[0, 1, 2, 3, 4, 5], [7, 7, 6, 6, 5, 5]]
+        let grids: [[Int32]] = [Array([0, 1, 2, 3, 4, 5, 6, 7].prefix(2 * gridWidth)), Array([7, 7, 6, 6, 5, 5, 4, 4].prefix(2 * gridWidth))]
         let examples = [TokenizedExample(captions: [[1]], grid: grids[0]), TokenizedExample(captions: [[2, 3]], grid: grids[1])]
         let trainer = DiffusionTrainer(prior: prior, codeVectors: tinyCodeVectors, options: options, workers: 1)
         trainer.measureStatistics(examples)
