@@ -20,7 +20,7 @@ public func gemm(
     let lda = lda ?? (transposeA ? m : k)
     let ldb = ldb ?? (transposeB ? k : n)
     let ldc = ldc ?? n
-    if !transposeA && transposeB && (2...fewRows).contains(m) && k >= 16 {
+    if !transposeA && transposeB && (1...fewRows).contains(m) && k >= 16 {
         return fewRowsTimesTransposed(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
     func product(rows: Range<Int>, columns: Range<Int>) {
@@ -60,7 +60,7 @@ private let openBLASIsSerial: Void = BLASRuntime.leaveThreadingToTessera()
 /// Multiply-adds a thread takes on at least before a product is split (below, one call).
 let gemmWorkPerThread = 1 << 20
 
-/// From 2 to this many rows of A, x·Wᵀ products skip OpenBLAS (see `fewRowsTimesTransposed`).
+/// Up to this many rows of A, x·Wᵀ products skip OpenBLAS (see `fewRowsTimesTransposed`).
 let fewRows = 8
 
 /// C (m, n) = alpha · A (m, k) · Bᵀ + beta · C with B stored (n, k) and few rows: a batch's
@@ -68,8 +68,9 @@ let fewRows = 8
 /// threads, which thrash when another process keeps the cores busy: eight pictures took 126 s
 /// through OpenBLAS and 2.5 s here with two trainings running (`tessera generate --count 8`).
 /// Here each row of B is read once and dotted with every row of A, four rows of B at a time in
-/// 8-lane registers. Threads split the rows of B when each gets at least 2¹⁸ multiply-adds.
-/// One row is left to OpenBLAS, whose matrix-vector path was as fast.
+/// 8-lane registers. Threads split the rows of B when each gets at least 2¹⁶ multiply-adds.
+/// One row takes this path too: OpenBLAS runs single-threaded here, so its matrix–vector
+/// product would leave a core idle while a picture decodes.
 func fewRowsTimesTransposed(
     m: Int, n: Int, k: Int, alpha: Float,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -79,7 +80,7 @@ func fewRowsTimesTransposed(
         let out = c + i * ldc + j
         out.pointee = beta == 0 ? alpha * value : alpha * value + beta * out.pointee
     }
-    Threads.parallelFor(n, minimumChunk: max(4, (1 << 18) / (m * k))) { columns in
+    Threads.parallelFor(n, minimumChunk: max(4, (1 << 16) / (m * k))) { columns in
         var j = columns.lowerBound
         while j + 4 <= columns.upperBound {
             let (b0, b1, b2, b3) = (b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb, b + (j + 3) * ldb)

@@ -84,9 +84,9 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(c.pointer[n] == Float(before[n]))
     }
 
-    /// A few rows times a transposed matrix (decoding's x·Wᵀ) takes its own kernel: odd sizes,
+    /// One to eight rows times a transposed matrix (decoding's x·Wᵀ) take their own kernel: odd sizes,
     /// SIMD tails, blocks of four rows of B with a remainder, and a split across threads.
-    @Test(arguments: [(2, 37, 16, Float(0)), (3, 37, 53, 2), (8, 2001, 256, 0), (8, 9, 300, -1), (1, 5, 20, 1), (9, 5, 20, 1)])
+    @Test(arguments: [(2, 37, 16, Float(0)), (3, 37, 53, 2), (8, 2001, 256, 0), (8, 9, 300, -1), (1, 5, 20, 1), (1, 1001, 256, 0), (9, 5, 20, 1)])
     func fewRowsTimesTransposedMatchesNaive(m: Int, n: Int, k: Int, beta: Float) {
         let (lda, ldb, ldc) = (k + 1, k + 3, n + 2)
         let a = Buffer(m * lda, seed: 8), b = Buffer(n * ldb, seed: 9), c = Buffer((m - 1) * ldc + n, seed: 10)
