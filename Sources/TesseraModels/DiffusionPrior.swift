@@ -2,7 +2,10 @@
 // codebook vectors of a picture's tokens, normalised per channel — with the caption's tokens in
 // the same sequence under full attention. The noise level conditions every block through
 // adaLN-Zero: a projection of the timestep embedding shifts, scales and gates each branch, and
-// starts at zero so every block starts as the identity. The model predicts v. Like DiT, it can
+// starts at zero so every block starts as the identity. The caption also enters that
+// conditioning as its mean token embedding, added to the timestep embedding (as SD3's MMDiT adds
+// its pooled text vector, Esser et al. 2024): attention alone let a 6-layer prior ignore the
+// caption for thousands of steps, its layout set by the starting noise. The model predicts v. Like DiT, it can
 // cut the grid into p×p patches, one sequence position each (p²·D values in and out): p = 2
 // gives a 16×16 grid 64 positions instead of 256, about a third of the work per picture.
 import Foundation
@@ -153,6 +156,8 @@ public final class DiffusionPrior {
     let latentInput: Linear
     let timeInput: Linear
     let timeOutput: Linear
+    /// The caption's mean token embedding → a vector added to the timestep embedding.
+    let textPool: Linear
     let blocks: [DiTBlock]
     let finalNorm: PlainLayerNorm
     /// SiLU(conditioning) → shift, scale of the last norm; zero at initialisation.
@@ -190,6 +195,7 @@ public final class DiffusionPrior {
         latentInput = Linear(parameters, "diffusion.latent_input", in: values, out: c, rng: &rng)
         timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatureWidth, out: c, rng: &rng)
         timeOutput = Linear(parameters, "diffusion.time.output", in: c, out: c, rng: &rng)
+        textPool = Linear(parameters, "diffusion.text_pool", in: c, out: c, rng: &rng)
         blocks = (0..<config.layers).map { i in
             DiTBlock(parameters, "diffusion.block\(i)", width: c, numHeads: config.numHeads, rng: &rng)
         }
@@ -275,7 +281,10 @@ public final class DiffusionPrior {
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
         var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
         let time = timeOutput(tape, tape.silu(timeInput(tape, Self.timeFeatures(timesteps))))  // (B, C)
-        let conditioning = tape.silu(time)  // (B, C)
+        let averaging = Tensor(shape: [batch, batch * t])  // row b: 1/Ttext over item b's text positions
+        for b in 0..<batch { (averaging.data + b * (batch * t) + b * t).update(repeating: 1 / Float(t), count: t) }
+        let caption = tape.matmul(averaging, tape.reshape(textPart, [batch * t, config.width]))  // (B, C)
+        let conditioning = tape.silu(tape.add(time, textPool(tape, caption)))  // (B, C)
         for block in blocks { h = block(tape, h, conditioning: conditioning) }
         let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, n, C)
         let m = finalModulation(tape, conditioning)  // (B, 2C)

@@ -12,7 +12,8 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     /// [h, w] of the token grid.
     public var grid: [Int]
     public var codebookSize: Int
-    /// The text tokenizer's folder, relative to the model directory, once a prior needs one.
+    /// The text tokenizer's folder, relative to the model directory (or absolute), once a
+    /// prior needs one.
     public var tokenizer: String?
     /// Part name → file name within the directory ("autoencoder" → "autoencoder.safetensors").
     public var parts: [String: String]
@@ -29,6 +30,12 @@ public struct ModelManifest: Codable, Equatable, Sendable {
         self.tokenizer = tokenizer
         parts = ["autoencoder": ModelManifest.autoencoderFile]
         self.autoencoder = autoencoder
+    }
+
+    /// The tokenizer's folder as a path to open, for a manifest read from `directory`.
+    public func tokenizerDirectory(in directory: String) -> String? {
+        guard let tokenizer else { return nil }
+        return tokenizer.hasPrefix("/") ? tokenizer : (directory as NSString).appendingPathComponent(tokenizer)
     }
 
     public static let fileName = "model.json"

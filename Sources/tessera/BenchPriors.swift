@@ -1,7 +1,7 @@
 // Seconds per picture of the two priors as Tessera ships them (6 layers of width 192, 6 heads,
-// 32 text positions, a 16×16 grid of 512 codes of dimension 16): the AR prior writing 256 tokens
-// over its KV cache at the default sampling settings, and the diffusion prior at its default 50
-// DDIM steps; one picture at a time, no guidance. Weights are freshly initialised: the work per
+// 32 text positions, a 16×16 grid of 512 codes of dimension 16, the diffusion prior's in 2×2
+// patches): the AR prior writing 256 tokens over its KV cache at the default sampling settings,
+// and the diffusion prior at its default 50 DDIM steps; one picture at a time, no guidance. Weights are freshly initialised: the work per
 // picture does not depend on them.
 import Foundation
 import TesseraModels
@@ -13,7 +13,7 @@ func benchPriorSample(_ report: (Measurement) -> Void) {
                                            gridWidth: side, codebookSize: codes), seed: 1)
     let diffusion = DiffusionPrior(config: DiffusionPriorConfig(textLength: textLength, textVocabularySize: vocabulary,
                                                                 gridHeight: side, gridWidth: side, codebookSize: codes,
-                                                                latentChannels: dimension), seed: 2)
+                                                                latentChannels: dimension, patchSize: 2), seed: 2)
     let text = ar.textTokens([5, 17, 42, 7])
     let arMs = medianMilliseconds(minimumRepetitions: 5, minimumSeconds: 1) {
         var rng = RandomGenerator(seed: 3)

@@ -124,8 +124,10 @@ struct LoadedModel {
             }
             prior = .diffusion(diffusion)
         }
-        guard let named = manifest.tokenizer else { throw TesseraError("model.json names no text tokenizer", path: directory) }
-        tokenizer = try BPETokenizer(directory: (directory as NSString).appendingPathComponent(named))
+        guard let folder = manifest.tokenizerDirectory(in: directory) else {
+            throw TesseraError("model.json names no text tokenizer", path: directory)
+        }
+        tokenizer = try BPETokenizer(directory: folder)
     }
 
     /// The prompt's text tokens, or an error for an empty prompt; a long one is cut with a warning.

@@ -176,10 +176,10 @@ func savedTrainingSettings<Config: Decodable>(_ type: Config.Type, part: String,
 /// directory) or the one model.json names.
 func priorTokenizer(_ option: String?, modelDirectory: String, manifest: ModelManifest) throws -> (BPETokenizer, recorded: String) {
     if let option { return (try BPETokenizer(directory: option), relativePath(from: modelDirectory, to: option)) }
-    guard let named = manifest.tokenizer else {
+    guard let named = manifest.tokenizer, let folder = manifest.tokenizerDirectory(in: modelDirectory) else {
         throw TesseraError("model.json names no text tokenizer: pass --tokenizer DIR (vocab.json + merges.txt)", path: modelDirectory)
     }
-    return (try BPETokenizer(directory: (modelDirectory as NSString).appendingPathComponent(named)), named)
+    return (try BPETokenizer(directory: folder), named)
 }
 
 /// Every picture of a dataset folder as (captions' BPE ids, token grid), the grids computed

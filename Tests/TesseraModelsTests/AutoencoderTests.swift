@@ -276,6 +276,13 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         try ModelManifest(name: "tiny", autoencoder: model.config).write(directory: folder)
         let (loaded, manifest) = try Autoencoder.load(modelDirectory: folder)
         #expect(manifest.name == "tiny" && manifest.grid == [4, 4] && manifest.codebookSize == 16)
+        // The tokenizer's folder: relative to the model directory, or absolute as written.
+        var named = manifest
+        #expect(named.tokenizerDirectory(in: folder) == nil)
+        named.tokenizer = "../Vocab/tiny"
+        #expect(named.tokenizerDirectory(in: "/m/tiny") == "/m/tiny/../Vocab/tiny")
+        named.tokenizer = "/opt/Vocab/tiny"
+        #expect(named.tokenizerDirectory(in: "/m/tiny") == "/opt/Vocab/tiny")
         for (a, b) in zip(model.parameters.entries, loaded.parameters.entries) {
             #expect(a.name == b.name)
             #expect(zip(a.tensor.values, b.tensor.values).allSatisfy { abs($0 - $1) <= abs($0) * 1e-3 + 1e-7 })
