@@ -73,9 +73,10 @@ public final class DiffusionTrainer {
         return losses.reduce(0, +)
     }
 
-    /// Mean squared error of v over examples (each with its first caption), at noise levels and
-    /// noise drawn from a fixed seed, so successive validations compare like with like.
-    public func validationLoss(_ examples: [TokenizedExample]) -> Float {
+    /// Mean squared error of v over examples (each with its first caption, or with none), at
+    /// noise levels and noise drawn from a fixed seed, so successive validations compare like
+    /// with like. The gap between the two says how much the prior uses the caption.
+    public func validationLoss(_ examples: [TokenizedExample], captions: Bool = true) -> Float {
         var fixed = RandomGenerator(seed: 0x5eed)
         let (n, d) = (prior.config.imageLength, prior.config.latentChannels)
         let timesteps = examples.map { _ in 1 + fixed.int(below: prior.config.diffusionSteps) }
@@ -87,7 +88,7 @@ public final class DiffusionTrainer {
             return Double(workers[w].loss(tape, clean: items.flatMap { prior.normalize(latent(of: examples[$0].grid)) },
                                           noise: Array(noise[items.lowerBound * n * d..<items.upperBound * n * d]),
                                           timesteps: Array(timesteps[items]),
-                                          text: items.flatMap { prior.textTokens(examples[$0].captions[0]) }).item)
+                                          text: items.flatMap { prior.textTokens(captions ? examples[$0].captions[0] : []) }).item)
         })
     }
 

@@ -65,7 +65,10 @@ struct TrainDiffusion: ParsableCommand {
                 try model.save(to: path)
                 try a.recordPart("diffusion", file: ModelManifest.diffusionFile, tokenizer: setup.recordedTokenizer) { $0.diffusion = config }
             },
-            validate: setup.held.map { held in { String(format: "validation v error %.4f", trainer.validationLoss(held)) } })
+            validate: setup.held.map { held in {
+                String(format: "validation v error %.4f (%.4f with the captions dropped)",
+                       trainer.validationLoss(held), trainer.validationLoss(held, captions: false))
+            } })
         if finished { say("wrote \(path) and model.json") }
     }
 }

@@ -136,6 +136,9 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         for _ in 0..<options.steps { _ = trainer.train(examples) }
         let last = trainer.validationLoss(examples)
         #expect(last < first / 4, "validation v error \(first) → \(last)")
+        // Two captions, two grids: without its caption the prior cannot tell which to draw.
+        let uncaptioned = trainer.validationLoss(examples, captions: false)
+        #expect(last < uncaptioned, "validation v error \(last), \(uncaptioned) with the captions dropped")
         var rng = RandomGenerator(seed: 6)
         let text = prior.textTokens([1]) + prior.textTokens([2, 3])
         let latents = prior.sample(text: text, options: DiffusionSamplingOptions(steps: 25), rng: &rng)
