@@ -4,10 +4,11 @@
 // adaLN-Zero: a projection of the timestep embedding shifts, scales and gates each branch, and
 // starts at zero so every block starts as the identity. The caption also enters that
 // conditioning as its mean token embedding, added to the timestep embedding (as SD3's MMDiT adds
-// its pooled text vector, Esser et al. 2024): attention alone let a 6-layer prior ignore the
-// caption for thousands of steps, its layout set by the starting noise. The model predicts v. Like DiT, it can
-// cut the grid into p×p patches, one sequence position each (p²·D values in and out): p = 2
-// gives a 16×16 grid 64 positions instead of 256, about a third of the work per picture.
+// its pooled text vector, Esser et al. 2024), a direct path from the words to every block. (On
+// Shapes neither path has yet taught a 6-layer prior to place the named objects: README.) The
+// model predicts v. Like DiT, it can cut the grid into p×p patches, one sequence position each
+// (p²·D values in and out): p = 2 gives a 16×16 grid 64 positions instead of 256, about a third
+// of the work per picture.
 import Foundation
 import TesseraAttention
 import TesseraTensor
