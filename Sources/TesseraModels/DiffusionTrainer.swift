@@ -52,7 +52,7 @@ public final class DiffusionTrainer {
             let example = examples[rng.int(below: examples.count)]
             text += prior.textTokens(options.drawCaption(from: example.captions, dropout: prior.config.captionDropout, rng: &rng))
             clean += prior.normalize(latent(of: example.grid))
-            timesteps.append(1 + rng.int(below: prior.config.diffusionSteps))
+            timesteps.append(options.drawTimestep(steps: prior.config.diffusionSteps, rng: &rng))
         }
         var noise = [Float](repeating: 0, count: clean.count)
         noise.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, count: $0.count) }

@@ -16,16 +16,21 @@ struct TrainDiffusion: ParsableCommand {
     var diffusionSteps = 1000
     @Option(name: .customLong("patch-size"), help: "p: each sequence position holds a p×p patch of the latent grid.")
     var patchSize = 1
+    @Option(name: .customLong("timestep-shift"),
+            help: "s > 1 draws training noise levels towards more noise (SD3's shift); 1 draws them uniformly.")
+    var timestepShift: Float = 1
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
         guard (1...8).contains(patchSize) else { throw ValidationError("--patch-size must be 1…8") }
+        guard timestepShift > 0, timestepShift <= 100 else { throw ValidationError("--timestep-shift must be in (0, 100]") }
     }
 
     func run() throws {
         let a = prior
         let checkpointPath = (a.modelDirectory as NSString).appendingPathComponent("training/diffusion-checkpoint.safetensors")
         var options = a.options, textLength = a.textLength
+        options.timestepShift = timestepShift
         var saved: DiffusionPriorConfig?
         if a.resume {
             (saved, options) = try a.savedSettings(DiffusionPriorConfig.self, part: "diffusion", checkpoint: checkpointPath)

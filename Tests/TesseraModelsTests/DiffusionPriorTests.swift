@@ -64,6 +64,22 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(ancestral != a)
     }
 
+    @Test func shiftedTrainingTimestepsLeanTowardsNoise() {
+        let uniform = PriorTrainingOptions()
+        var shifted = PriorTrainingOptions()
+        shifted.timestepShift = 3
+        var a = RandomGenerator(seed: 12), b = RandomGenerator(seed: 12), c = RandomGenerator(seed: 12)
+        let plain = (0..<4000).map { _ in uniform.drawTimestep(steps: 1000, rng: &a) }
+        let leaning = (0..<4000).map { _ in shifted.drawTimestep(steps: 1000, rng: &b) }
+        // A shift of 1 is the old uniform draw, value for value.
+        #expect(plain == (0..<4000).map { _ in 1 + c.int(below: 1000) })
+        #expect(leaning.allSatisfy { (1...1000).contains($0) })
+        // u ↦ 3u/(1 + 2u): the median moves from T/2 to 3T/4.
+        let median = leaning.sorted()[2000]
+        #expect(abs(median - 750) < 30, "median \(median)")
+        #expect(abs(plain.sorted()[2000] - 500) < 30)
+    }
+
     @Test func samplingTimestepsRunFromTDown() {
         let schedule = CosineSchedule(steps: 1000)
         #expect(schedule.samplingTimesteps(4) == [1000, 750, 500, 250])
