@@ -3,10 +3,11 @@
 // the same sequence under full attention. The noise level conditions every block through
 // adaLN-Zero: a projection of the timestep embedding shifts, scales and gates each branch, and
 // starts at zero so every block starts as the identity. The caption also enters that
-// conditioning as its mean token embedding, added to the timestep embedding (as SD3's MMDiT adds
-// its pooled text vector, Esser et al. 2024), a direct path from the words to every block. (On
-// Shapes neither path has yet taught a 6-layer prior to place the named objects: README.) The
-// model predicts v. Like DiT, it can cut the grid into p×p patches, one sequence position each
+// conditioning as its mean word embedding, layer-normed and added to the timestep embedding (as
+// SD3's MMDiT adds its pooled text vector, Esser et al. 2024), a direct path from the words to
+// every block. The grid's row and column embeddings start as DiT's 2-D sin-cos table. (Before
+// those two starting scales, a 6-layer prior on Shapes ignored everything in its caption but
+// the background: README.) The model predicts v. Like DiT, it can cut the grid into p×p patches, one sequence position each
 // (p²·D values in and out): p = 2 gives a 16×16 grid 64 positions instead of 256, about a third
 // of the work per picture.
 import Foundation
@@ -157,8 +158,10 @@ public final class DiffusionPrior {
     let latentInput: Linear
     let timeInput: Linear
     let timeOutput: Linear
-    /// The caption's mean token embedding → a vector added to the timestep embedding.
+    /// The caption's mean word embedding, layer-normed (so it starts at the scale of the timestep
+    /// embedding, not 0.02's) → a vector added to the timestep embedding.
     let textPool: Linear
+    let captionNorm: PlainLayerNorm
     let blocks: [DiTBlock]
     let finalNorm: PlainLayerNorm
     /// SiLU(conditioning) → shift, scale of the last norm; zero at initialisation.
@@ -193,16 +196,39 @@ public final class DiffusionPrior {
         positionEmbedding = parameters.add("diffusion.position_embedding",
                                            shape: [config.textLength + config.patchRows + config.patchColumns, c],
                                            .normal(std: 0.02), decays: false, rng: &rng)
+        Self.initialiseGridPositions(positionEmbedding, config: config)
         latentInput = Linear(parameters, "diffusion.latent_input", in: values, out: c, rng: &rng)
         timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatureWidth, out: c, rng: &rng)
         timeOutput = Linear(parameters, "diffusion.time.output", in: c, out: c, rng: &rng)
         textPool = Linear(parameters, "diffusion.text_pool", in: c, out: c, rng: &rng)
+        captionNorm = PlainLayerNorm(width: c)
         blocks = (0..<config.layers).map { i in
             DiTBlock(parameters, "diffusion.block\(i)", width: c, numHeads: config.numHeads, rng: &rng)
         }
         finalNorm = PlainLayerNorm(width: c)
         finalModulation = Linear(parameters, "diffusion.final_modulation", in: c, out: 2 * c, std: 0, rng: &rng)
         output = Linear(parameters, "diffusion.output", in: c, out: values, std: 0, rng: &rng)
+    }
+
+    /// DiT's 2-D sin-cos position embedding as the starting value of the patch rows' and columns'
+    /// entries (they stay trainable): a row's entry fills the first C/2 channels, a column's the
+    /// last C/2, so their sum is DiT's embedding. At unit scale it stands out against the noisy
+    /// latent's projection; GPT-2's 0.02, which the text positions keep, left a patch at high
+    /// noise barely knowing where it is.
+    static func initialiseGridPositions(_ table: Tensor, config: DiffusionPriorConfig) {
+        let (c, half) = (config.width, config.width / 2)
+        let frequencies = half / 2
+        func fill(entry: Int, position: Int, channels: Int) {
+            (table.data + entry * c).update(repeating: 0, count: c)
+            let row = table.data + entry * c + channels
+            for i in 0..<frequencies {
+                let angle = Double(position) * pow(10_000, -Double(i) / Double(frequencies))
+                row[i] = Float(sin(angle))
+                row[frequencies + i] = Float(cos(angle))
+            }
+        }
+        for r in 0..<config.patchRows { fill(entry: config.textLength + r, position: r, channels: 0) }
+        for k in 0..<config.patchColumns { fill(entry: config.textLength + config.patchRows + k, position: k, channels: half) }
     }
 
     /// The statistics' names in model files (not trained; not in `parameters`).
@@ -275,17 +301,21 @@ public final class DiffusionPrior {
         let textPositions = (0..<batch).flatMap { _ in (0..<t).map { Int32($0) } }
         let rows = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + $0 / columnCount) } }
         let columns = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + config.patchRows + $0 % columnCount) } }
-        let textPart = tape.add(tape.embedding(tokenEmbedding, ids: text, idShape: [batch, t]),
-                                tape.embedding(positionEmbedding, ids: textPositions, idShape: [batch, t]))  // (B, Ttext, C)
+        let words = tape.embedding(tokenEmbedding, ids: text, idShape: [batch, t])  // (B, Ttext, C)
+        let textPart = tape.add(words, tape.embedding(positionEmbedding, ids: textPositions, idShape: [batch, t]))
         var latentPart = tape.add(latentInput(tape, noisy),
                                   tape.embedding(positionEmbedding, ids: rows, idShape: [batch, n]))  // (B, n, C)
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
         var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
         let time = timeOutput(tape, tape.silu(timeInput(tape, Self.timeFeatures(timesteps))))  // (B, C)
-        let averaging = Tensor(shape: [batch, batch * t])  // row b: 1/Ttext over item b's text positions
-        for b in 0..<batch { (averaging.data + b * (batch * t) + b * t).update(repeating: 1 / Float(t), count: t) }
-        let caption = tape.matmul(averaging, tape.reshape(textPart, [batch * t, config.width]))  // (B, C)
-        let conditioning = tape.silu(tape.add(time, textPool(tape, caption)))  // (B, C)
+        // Row b averages item b's caption words (not its pads); an empty caption pools to zero.
+        let averaging = Tensor(shape: [batch, batch * t])
+        for b in 0..<batch {
+            let own = (0..<t).filter { text[b * t + $0] < Int32(config.textVocabularySize) }
+            for p in own { averaging.data[b * (batch * t) + b * t + p] = 1 / Float(own.count) }
+        }
+        let caption = tape.matmul(averaging, tape.reshape(words, [batch * t, config.width]))  // (B, C)
+        let conditioning = tape.silu(tape.add(time, textPool(tape, captionNorm(tape, caption))))  // (B, C)
         for block in blocks { h = block(tape, h, conditioning: conditioning) }
         let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, n, C)
         let m = finalModulation(tape, conditioning)  // (B, 2C)

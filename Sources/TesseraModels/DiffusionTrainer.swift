@@ -73,23 +73,44 @@ public final class DiffusionTrainer {
         return losses.reduce(0, +)
     }
 
-    /// Mean squared error of v over examples (each with its first caption, or with none), at
-    /// noise levels and noise drawn from a fixed seed, so successive validations compare like
-    /// with like. The gap between the two says how much the prior uses the caption.
+    /// Mean squared error of v over examples (each with its first caption, or with none); see
+    /// `validationErrors`.
     public func validationLoss(_ examples: [TokenizedExample], captions: Bool = true) -> Float {
+        validationErrors(examples, captions: captions).mean
+    }
+
+    /// Mean squared error of v over examples (each with its first caption, or with none), in four
+    /// bands of noise levels, least noise first, and over all of them. Example i is noised to a
+    /// level in band i mod 4, levels and noise drawn from a fixed seed, so successive validations
+    /// compare like with like. The gap between captions and none says how much the prior uses the
+    /// caption; in the noisiest band the caption is nearly all the prior has to go on.
+    public func validationErrors(_ examples: [TokenizedExample], captions: Bool = true) -> (mean: Float, bands: [Float]) {
         var fixed = RandomGenerator(seed: 0x5eed)
-        let (n, d) = (prior.config.imageLength, prior.config.latentChannels)
-        let timesteps = examples.map { _ in 1 + fixed.int(below: prior.config.diffusionSteps) }
+        let (n, d, levels) = (prior.config.imageLength, prior.config.latentChannels, prior.config.diffusionSteps)
+        let bandCount = 4
+        func band(_ q: Int) -> ClosedRange<Int> { (1 + q * levels / bandCount)...max(1 + q * levels / bandCount, (q + 1) * levels / bandCount) }
+        let timesteps = examples.indices.map { i in
+            let levels = band(i % bandCount)
+            return levels.lowerBound + fixed.int(below: levels.count)
+        }
         var noise = [Float](repeating: 0, count: examples.count * n * d)
         noise.withUnsafeMutableBufferPointer { fixed.fillNormal($0.baseAddress!, count: $0.count) }
-        return Float(DataParallel.mean(count: examples.count, batchSize: options.batchSize, workers: workers.count) { w, items in
-            let tape = Tape()
-            defer { tape.reset() }
-            return Double(workers[w].loss(tape, clean: items.flatMap { prior.normalize(latent(of: examples[$0].grid)) },
-                                          noise: Array(noise[items.lowerBound * n * d..<items.upperBound * n * d]),
-                                          timesteps: Array(timesteps[items]),
-                                          text: items.flatMap { prior.textTokens(captions ? examples[$0].captions[0] : []) }).item)
-        })
+        var total = 0.0, bands = [Float]()
+        for q in 0..<min(bandCount, examples.count) {
+            let members = Array(stride(from: q, to: examples.count, by: bandCount))
+            let error = DataParallel.mean(count: members.count, batchSize: options.batchSize, workers: workers.count) { w, range in
+                let items = members[range]
+                let tape = Tape()
+                defer { tape.reset() }
+                return Double(workers[w].loss(tape, clean: items.flatMap { prior.normalize(latent(of: examples[$0].grid)) },
+                                              noise: items.flatMap { Array(noise[$0 * n * d..<($0 + 1) * n * d]) },
+                                              timesteps: items.map { timesteps[$0] },
+                                              text: items.flatMap { prior.textTokens(captions ? examples[$0].captions[0] : []) }).item)
+            }
+            bands.append(Float(error))
+            total += error * Double(members.count)
+        }
+        return (Float(total / Double(max(1, examples.count))), bands)
     }
 
     public func saveCheckpoint(to path: String, metadata: [String: String]) throws {

@@ -29,8 +29,8 @@ struct PriorTrainingArguments: ParsableArguments {
     @Option(name: .customLong("caption-dropout"), help: "Rate of training on an empty caption (for guidance).")
     var captionDropout: Float = 0.1
     @Option(name: .customLong("first-caption-rate"),
-            help: "Share of draws that take a picture's first caption (an emoji's name); the rest pick any of its captions.")
-    var firstCaptionRate: Float = 0.5
+            help: "Share of draws that take a picture's first caption (an emoji's name); the rest pick any of its captions (default 0.5). With --resume, another rate applies from the resumed step.")
+    var firstCaptionRate: Float?
     @Option(help: "Optimiser updates in all (default 4000). With --resume, another count moves the end of the run; the cosine schedule stretches or shrinks to it.")
     var steps: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per update.")
@@ -47,7 +47,7 @@ struct PriorTrainingArguments: ParsableArguments {
     var resume = false
 
     func validate() throws {
-        guard (steps ?? 1) > 0, (1...1024).contains(batchSize), (0...1).contains(firstCaptionRate), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
+        guard (steps ?? 1) > 0, (1...1024).contains(batchSize), (0...1).contains(firstCaptionRate ?? 0), checkpointEvery > 0, validateEvery > 0, learningRate > 0 else {
             throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --learning-rate must be positive, --first-caption-rate in [0, 1]")
         }
         guard (0...1).contains(captionDropout) else { throw ValidationError("--caption-dropout must be in [0, 1]") }
@@ -59,13 +59,16 @@ struct PriorTrainingArguments: ParsableArguments {
         options.batchSize = batchSize
         options.learningRate = learningRate
         options.seed = seed
-        options.firstCaptionRate = firstCaptionRate
+        if let firstCaptionRate { options.firstCaptionRate = firstCaptionRate }
         return options
     }
 
-    /// The prior's config and options saved in its checkpoint; --steps, when given, moves the end.
+    /// The prior's config and options saved in its checkpoint; --steps, when given, moves the end,
+    /// and --first-caption-rate, when given, replaces the saved rate.
     func savedSettings<Config: Decodable>(_ type: Config.Type, part: String, checkpoint: String) throws -> (Config, PriorTrainingOptions) {
-        try savedTrainingSettings(type, part: part, checkpoint: checkpoint, steps: steps)
+        var (config, options) = try savedTrainingSettings(type, part: part, checkpoint: checkpoint, steps: steps)
+        if let firstCaptionRate { options.firstCaptionRate = firstCaptionRate }
+        return (config, options)
     }
 
     /// Everything a prior's training reads before its first step.

@@ -71,8 +71,10 @@ struct TrainDiffusion: ParsableCommand {
                 try a.recordPart("diffusion", file: ModelManifest.diffusionFile, tokenizer: setup.recordedTokenizer) { $0.diffusion = config }
             },
             validate: setup.held.map { held in {
-                String(format: "validation v error %.4f (%.4f with the captions dropped)",
-                       trainer.validationLoss(held), trainer.validationLoss(held, captions: false))
+                let (with, without) = (trainer.validationErrors(held), trainer.validationErrors(held, captions: false))
+                func bands(_ errors: [Float]) -> String { errors.map { String(format: "%.3f", $0) }.joined(separator: " ") }
+                return String(format: "validation v error %.4f (%.4f with the captions dropped); ", with.mean, without.mean)
+                    + "by quarter of the noise levels, least noise first: \(bands(with.bands)) (\(bands(without.bands)))"
             } })
         if finished { say("wrote \(path) and model.json") }
     }

@@ -123,6 +123,24 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(throws: TesseraError.self) { try tinyDiffusionConfig(gridWidth: 3, patchSize: 2).validate() }
     }
 
+    @Test func gridPositionsStartAsTwoDimensionalSinCos() throws {
+        let config = tinyDiffusionConfig(gridWidth: 3)  // Ttext 3, a 2×3 grid, width 16
+        let prior = DiffusionPrior(config: config, seed: 2)
+        let table = try #require(prior.parameters.entries.first { $0.name == "diffusion.position_embedding" }).tensor
+        func entry(_ i: Int) -> [Float] { Array(table.values[i * 16..<(i + 1) * 16]) }
+        func sinCos(_ position: Int) -> [Float] {
+            let angles = (0..<4).map { Double(position) * pow(10_000, -Double($0) / 4) }
+            return angles.map { Float(sin($0)) } + angles.map { Float(cos($0)) }
+        }
+        let zeros = [Float](repeating: 0, count: 8)
+        #expect(entry(3) == sinCos(0) + zeros && entry(4) == sinCos(1) + zeros)  // rows: the first half
+        #expect(entry(5) == zeros + sinCos(0) && entry(7) == zeros + sinCos(2))  // columns: the second half
+        #expect((0..<3).allSatisfy { entry($0).allSatisfy { abs($0) < 0.2 } })  // text positions keep GPT-2's small start
+        // Positions are told apart at high noise: no two grid places share a row-plus-column embedding.
+        let places = (0..<2).flatMap { r in (0..<3).map { k in zip(entry(3 + r), entry(5 + k)).map(+) } }
+        #expect(Set(places.map { $0.map { ($0 * 1e4).rounded() } }).count == 6)
+    }
+
     @Test func anUntrainedPriorPredictsZero() {
         let prior = DiffusionPrior(config: tinyDiffusionConfig(), seed: 3)
         var rng = RandomGenerator(seed: 74)
