@@ -25,8 +25,9 @@ struct SamplingArguments: ParsableArguments {
     var topK = 8
     @Option(name: .customLong("top-p"), help: "Sample within the smallest set of codes of this total probability (1: all; AR prior).")
     var topP: Float = 1
-    @Option(help: "Classifier-free guidance scale (1: none).")
-    var guidance: Float = 1
+    @Option(name: .customLong("guidance"),
+            help: "Classifier-free guidance scale (1: none; default 1 for the AR prior, \(Self.diffusionGuidance) for the diffusion prior).")
+    var chosenGuidance: Float?
     @Option(help: "Denoising steps (diffusion prior; default 50).")
     var steps: Int?
     @Option(help: "Noise of each denoising step: 0 is DDIM (deterministic given the start), 1 is DDPM's ancestral sampler (diffusion prior).")
@@ -38,7 +39,7 @@ struct SamplingArguments: ParsableArguments {
         guard temperature >= 0 && temperature <= 10 else { throw ValidationError("--temperature must be 0…10") }
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        guard guidance >= 0 && guidance <= 30 else { throw ValidationError("--guidance must be 0…30") }
+        if let chosenGuidance, !(0...30).contains(chosenGuidance) { throw ValidationError("--guidance must be 0…30") }
         if let steps, steps < 1 || steps > 10_000 { throw ValidationError("--steps must be 1…10,000") }
         guard eta >= 0 && eta <= 1 else { throw ValidationError("--eta must be 0…1") }
         if let rerank, rerank < 1 || rerank > 256 { throw ValidationError("--rerank must be 1…256") }
@@ -48,6 +49,12 @@ struct SamplingArguments: ParsableArguments {
         get { chosenPrior ?? .ar }
         set { chosenPrior = newValue }
     }
+
+    /// Guidance at which the shipped Shapes diffusion prior drew the most exact pictures (README);
+    /// the AR prior draws best without (FINDINGS.md).
+    static let diffusionGuidance: Float = 3
+
+    var guidance: Float { chosenGuidance ?? (prior == .ar ? 1 : Self.diffusionGuidance) }
 
     var options: SamplingOptions {
         SamplingOptions(temperature: temperature, topK: topK, topP: topP, guidance: guidance)

@@ -37,7 +37,8 @@ import TesseraImage
                                     "--model", model, "--sheet", work + "/gallery.png"])
         #expect(batch.status == 0, "\(batch.stderr)")
         let manifest = try String(contentsOfFile: work + "/out/manifest.jsonl", encoding: .utf8).split(separator: "\n")
-        #expect(manifest.count == 4 && manifest[0].contains("\"prompt\":\"a red circle\"") && manifest[0].contains("\"prior\":\"ar\""))
+        #expect(manifest.count == 4 && manifest[0].contains("\"prompt\":\"a red circle\"") && manifest[0].contains("\"prior\":\"ar\"")
+                && manifest[0].contains("\"guidance\":1.0"))  // the AR prior's default: no guidance
         // The gallery: every picture at 2× (the first one in the first cell), captions under them.
         let gallery = try Image(contentsOfPNG: work + "/gallery.png")
         let picture = try Image(contentsOfPNG: work + "/out/0000-00.png")
@@ -88,7 +89,8 @@ import TesseraImage
                                              "--model", model, "--prior", "diffusion", "--steps", "4", "--eta", "1"])
         #expect(diffusionBatch.status == 0, "\(diffusionBatch.stderr)")
         let lines = try String(contentsOfFile: work + "/dout/manifest.jsonl", encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 2 && lines[0].contains("\"prior\":\"diffusion\"") && lines[0].contains("\"steps\":4"))
+        #expect(lines.count == 2 && lines[0].contains("\"prior\":\"diffusion\"") && lines[0].contains("\"steps\":4")
+                && lines[0].contains("\"guidance\":3.0"))  // the diffusion prior's default guidance
         let diffusionCompleted = try runTessera(["complete", data + "/train-000000.png", "a red circle", "--keep-rows", "2",
                                                  "--prior", "diffusion", "--steps", "4", "--model", model, "--out", work + "/dc.png"])
         #expect(diffusionCompleted.status == 0, "\(diffusionCompleted.stderr)")
@@ -101,6 +103,26 @@ import TesseraImage
         #expect(!FileManager.default.fileExists(atPath: work + "/bad.png"))
 
         try scorerEvalAndCompare(data: data, model: model, work: work)
+    }
+
+    /// The shipped sample models, as the README's first command runs them: the default (emoji)
+    /// model draws from a name, reranking included; the same seed gives the same bytes.
+    @Test func shippedModelsGenerate() throws {
+        let work = scratchFolder("shipped")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let apple = try runTessera(["generate", "red apple", "--rerank", "2", "--out", work + "/apple.png"])
+        #expect(apple.status == 0 && apple.stdout.contains("scorer:"), "\(apple.stderr)")
+        let again = try runTessera(["generate", "red apple", "--rerank", "2", "--out", work + "/again.png"])
+        #expect(again.status == 0)
+        let (first, second) = (try Data(contentsOf: URL(fileURLWithPath: work + "/apple.png")),
+                               try Data(contentsOf: URL(fileURLWithPath: work + "/again.png")))
+        #expect(first == second)
+        let picture = try Image(contentsOfPNG: work + "/apple.png")
+        #expect(picture.width == 64 && picture.height == 64)
+        let scene = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--out", work + "/scene.png"])
+        #expect(scene.status == 0, "\(scene.stderr)")
+        #expect(FileManager.default.fileExists(atPath: work + "/scene.png"))
     }
 
     /// The scorer on the same model: it reranks and scores generate's pictures, and eval and
