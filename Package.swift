@@ -61,6 +61,6 @@ let package = Package(
         .testTarget(
             name: "TesseraModelsTests", dependencies: ["TesseraModels", "TesseraData", "TesseraKernels", "TesseraTestSupport"]),
         .testTarget(name: "TesseraEvalTests", dependencies: ["TesseraEval", "TesseraTensor"]),
-        .testTarget(name: "TesseraCLITests", dependencies: ["tessera", "TesseraImage"]),
+        .testTarget(name: "TesseraCLITests", dependencies: ["tessera", "TesseraImage", "TesseraTensor"]),
     ]
 )

@@ -9,13 +9,13 @@ import TesseraTensor
 
 public struct DiffusionSamplingOptions: Codable, Equatable, Sendable {
     /// Denoising steps, evenly spaced over the T noise levels.
-    public var steps: Int = 50
+    public var steps: Int = 25
     /// 0: deterministic DDIM; 1: DDPM's ancestral noise.
     public var eta: Float = 0
     /// Classifier-free guidance scale; 1 is plain conditional sampling.
     public var guidance: Float = 1
 
-    public init(steps: Int = 50, eta: Float = 0, guidance: Float = 1) {
+    public init(steps: Int = 25, eta: Float = 0, guidance: Float = 1) {
         self.steps = steps
         self.eta = eta
         self.guidance = guidance

@@ -28,7 +28,7 @@ struct SamplingArguments: ParsableArguments {
     @Option(name: .customLong("guidance"),
             help: "Classifier-free guidance scale (1: none; default 1 for the AR prior, \(Self.diffusionGuidance) for the diffusion prior).")
     var chosenGuidance: Float?
-    @Option(help: "Denoising steps (diffusion prior; default 50).")
+    @Option(help: "Denoising steps (diffusion prior; default 25).")
     var steps: Int?
     @Option(help: "Noise of each denoising step: 0 is DDIM (deterministic given the start), 1 is DDPM's ancestral sampler (diffusion prior).")
     var eta: Float = 0

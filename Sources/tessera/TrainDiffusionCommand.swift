@@ -17,24 +17,25 @@ struct TrainDiffusion: ParsableCommand {
     @Option(name: .customLong("patch-size"), help: "p: each sequence position holds a p×p patch of the latent grid.")
     var patchSize = 1
     @Option(name: .customLong("timestep-shift"),
-            help: "s > 1 draws training noise levels towards more noise (SD3's shift); 1 draws them uniformly.")
-    var timestepShift: Float = 1
+            help: "s > 1 draws training noise levels towards more noise (SD3's shift); 1 draws them uniformly (default 1; with --resume, the saved value unless given).")
+    var timestepShift: Float?
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
         guard (1...8).contains(patchSize) else { throw ValidationError("--patch-size must be 1…8") }
-        guard timestepShift > 0, timestepShift <= 100 else { throw ValidationError("--timestep-shift must be in (0, 100]") }
+        guard (timestepShift ?? 1) > 0, (timestepShift ?? 1) <= 100 else { throw ValidationError("--timestep-shift must be in (0, 100]") }
     }
 
     func run() throws {
         let a = prior
         let checkpointPath = (a.modelDirectory as NSString).appendingPathComponent("training/diffusion-checkpoint.safetensors")
         var options = a.options, textLength = a.textLength
-        options.timestepShift = timestepShift
+        options.timestepShift = timestepShift ?? 1
         var saved: DiffusionPriorConfig?
         if a.resume {
             (saved, options) = try a.savedSettings(DiffusionPriorConfig.self, part: "diffusion", checkpoint: checkpointPath)
             textLength = saved!.textLength
+            if let timestepShift { options.timestepShift = timestepShift }
         }
         let setup = try a.setup(textLength: textLength)
         let autoencoder = setup.autoencoder.config

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import TesseraImage
+import TesseraTensor
 
 @Suite struct GenerateCommands {
     @Test func trainARThenGenerate() throws {
@@ -76,7 +77,14 @@ import TesseraImage
                                         "--steps", "3", "--width", "16", "--layers", "1", "--heads", "2", "--batch-size", "4",
                                         "--diffusion-steps", "50"])
         #expect(diffusion.status == 0 && diffusion.stdout.contains("validation v error"), "\(diffusion.stderr)")
-        #expect(FileManager.default.fileExists(atPath: model + "/training/diffusion-checkpoint.safetensors"))
+        let checkpoint = model + "/training/diffusion-checkpoint.safetensors"
+        #expect(FileManager.default.fileExists(atPath: checkpoint))
+        // --resume keeps the saved settings except the ones given again: here the timestep shift.
+        let resumed = try runTessera(["train", "diffusion", "--data", data, "--model-dir", model, "--resume", "--steps", "4",
+                                      "--timestep-shift", "2"])
+        #expect(resumed.status == 0 && resumed.stdout.contains("resumed at step 3 of 4"), "\(resumed.stderr)")
+        let saved = try SafetensorsFile(path: checkpoint).metadata["tessera.diffusion.training"] ?? ""
+        #expect(saved.contains("\"timestepShift\":2"), "\(saved)")
         let drawn = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
                                     "--seed", "3", "--out", work + "/d1.png", "--show-tokens", "--progress", work + "/steps.png"])
         #expect(drawn.status == 0 && drawn.stdout.contains("# tessera token grid v1"), "\(drawn.stderr)")
