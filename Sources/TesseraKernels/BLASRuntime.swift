@@ -44,26 +44,50 @@ public enum BLASRuntime {
         return false
     }
 
-    /// Whether a relaunch would switch OpenBLAS to faster kernels: the CPU has AVX-512, the
-    /// loaded core has none, the user did not choose a core, and this is not already a relaunch.
-    public static func shouldRelaunchWithFastCore(environment: [String: String]) -> Bool {
-        if environment["OPENBLAS_CORETYPE"] != nil || environment[relaunchMarker] != nil {
-            return false
+    /// Tessera's own choice of OpenBLAS core, always obeyed: `TESSERA_BLAS_CORE=Haswell`
+    /// measures the AVX2 kernels on any CPU.
+    public static let choiceVariable = "TESSERA_BLAS_CORE"
+
+    /// Set on a relaunch that replaced an inherited OPENBLAS_CORETYPE; holds the old value.
+    public static let replacedVariable = "TESSERA_BLAS_REPLACED_CORETYPE"
+
+    /// The OPENBLAS_CORETYPE a relaunch should run under, or nil to keep the loaded kernels.
+    /// `TESSERA_BLAS_CORE` wins whenever it differs from the loaded core. Otherwise, on a CPU
+    /// with AVX-512 whose loaded core has none, the AVX-512 kernels: whether OpenBLAS did not
+    /// recognise the CPU or an inherited OPENBLAS_CORETYPE held it back. This workplace exports
+    /// OPENBLAS_CORETYPE=Haswell to every process, a setting for other programs that would
+    /// halve Tessera's products; `tessera bench` says when it was replaced.
+    public static func relaunchCore(environment: [String: String], loadedCore: String, cpuHasAVX512: Bool) -> String? {
+        if environment[relaunchMarker] != nil { return nil }
+        if let chosen = environment[choiceVariable], !chosen.isEmpty {
+            return chosen.lowercased() == loadedCore.lowercased() ? nil : chosen
         }
-        return !avx512Cores.contains(coreName.lowercased()) && cpuHasAVX512
+        return !avx512Cores.contains(loadedCore.lowercased()) && cpuHasAVX512 ? fastCoreType : nil
     }
 
     /// Replaces this process with itself, same arguments, with OPENBLAS_CORETYPE set, when
-    /// `shouldRelaunchWithFastCore` says so. Returns only if no relaunch was needed or exec
-    /// failed (then the process simply runs on the slower kernels). Call it first in `main`.
+    /// `relaunchCore` says so. Returns only if no relaunch was needed or exec failed (then the
+    /// process simply runs on the kernels already loaded). Call it first in `main`.
     public static func relaunchWithFastCoreIfNeeded() {
-        guard shouldRelaunchWithFastCore(environment: ProcessInfo.processInfo.environment) else {
+        let environment = ProcessInfo.processInfo.environment
+        guard let core = relaunchCore(environment: environment, loadedCore: coreName, cpuHasAVX512: cpuHasAVX512) else {
             return
         }
-        setenv("OPENBLAS_CORETYPE", fastCoreType, 1)
+        let inherited = environment["OPENBLAS_CORETYPE"]
+        if let inherited, environment[choiceVariable] == nil { setenv(replacedVariable, inherited, 1) }
+        setenv("OPENBLAS_CORETYPE", core, 1)
         setenv(relaunchMarker, "1", 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // exec failed (no /proc?): carry on with the kernels already loaded.
-        unsetenv("OPENBLAS_CORETYPE")
+        if let inherited { setenv("OPENBLAS_CORETYPE", inherited, 1) } else { unsetenv("OPENBLAS_CORETYPE") }
+        unsetenv(replacedVariable)
+        unsetenv(relaunchMarker)
+    }
+
+    /// A sentence for `tessera bench` when a relaunch replaced an inherited OPENBLAS_CORETYPE.
+    public static var replacementNote: String? {
+        guard let old = ProcessInfo.processInfo.environment[replacedVariable] else { return nil }
+        return "OPENBLAS_CORETYPE=\(old) from the environment replaced by \(coreName) (this CPU has AVX-512); "
+            + "set \(choiceVariable)=\(old) to keep it"
     }
 }

@@ -27,6 +27,9 @@ struct Bench: ParsableCommand {
         if !json {
             print("OpenBLAS core \(BLASRuntime.coreName), \(Threads.count) threads (large products split over them, OpenBLAS \(BLASRuntime.threadCount)-threaded inside)")
         }
+        if let note = BLASRuntime.replacementNote {
+            FileHandle.standardError.write(Data((note + "\n").utf8))
+        }
         for benchCase in selected {
             benchCase.run { measurement in
                 print(json ? measurement.jsonLine : measurement.tableLine)

@@ -99,14 +99,23 @@ func jsonLines(_ text: String) throws -> [[String: Any]] {
         let hasAVX512 = cpuInfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").contains("avx512f") ?? false
         // No variable: on an AVX-512 CPU the tool ends up on AVX-512 kernels by itself.
         let automatic = try jsonLines(runTessera(["bench", "--case", "sgemm", "--json"],
-                                                 environment: ["OPENBLAS_CORETYPE": nil]).stdout)
+                                                 environment: ["OPENBLAS_CORETYPE": nil, "TESSERA_BLAS_CORE": nil]).stdout)
         let core = (automatic.first?["core"] as? String ?? "").lowercased()
         if hasAVX512 {
             #expect(["skylakex", "cooperlake", "sapphirerapids"].contains(core), "core \(core)")
         }
-        // A value the user set is respected.
+        // An inherited OPENBLAS_CORETYPE naming a slower core is replaced, and bench says so.
+        let inherited = try runTessera(["bench", "--case", "sgemm", "--json"], environment: ["OPENBLAS_CORETYPE": "Haswell", "TESSERA_BLAS_CORE": nil])
+        let inheritedCore = (try jsonLines(inherited.stdout).first?["core"] as? String ?? "").lowercased()
+        if hasAVX512 {
+            #expect(["skylakex", "cooperlake", "sapphirerapids"].contains(inheritedCore), "core \(inheritedCore)")
+            #expect(inherited.stderr.contains("OPENBLAS_CORETYPE=Haswell from the environment replaced"))
+        } else {
+            #expect(inheritedCore == "haswell")
+        }
+        // Tessera's own variable is always obeyed.
         let chosen = try jsonLines(runTessera(["bench", "--case", "sgemm", "--json"],
-                                              environment: ["OPENBLAS_CORETYPE": "Haswell"]).stdout)
+                                              environment: ["OPENBLAS_CORETYPE": nil, "TESSERA_BLAS_CORE": "Haswell"]).stdout)
         #expect(chosen.first?["core"] as? String == "Haswell")
     }
 }

@@ -321,3 +321,18 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect((0..<count).allSatisfy { hits[$0] == 1 })
     }
 }
+
+@Suite struct BLASCoreChoice {
+    @Test func avx512KernelsUnlessTesseraIsToldOtherwise() {
+        func core(_ environment: [String: String], loaded: String, avx512: Bool = true) -> String? {
+            BLASRuntime.relaunchCore(environment: environment, loadedCore: loaded, cpuHasAVX512: avx512)
+        }
+        #expect(core([:], loaded: "Haswell") == BLASRuntime.fastCoreType)
+        #expect(core(["OPENBLAS_CORETYPE": "Haswell"], loaded: "Haswell") == BLASRuntime.fastCoreType)
+        #expect(core([:], loaded: "Cooperlake") == nil)
+        #expect(core([:], loaded: "Haswell", avx512: false) == nil)
+        #expect(core(["TESSERA_BLAS_CORE": "Haswell"], loaded: "Cooperlake") == "Haswell")
+        #expect(core(["TESSERA_BLAS_CORE": "haswell"], loaded: "Haswell") == nil)
+        #expect(core(["TESSERA_BLAS_RELAUNCHED": "1"], loaded: "Haswell") == nil)
+    }
+}
