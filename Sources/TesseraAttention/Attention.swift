@@ -67,7 +67,7 @@ public struct AttentionShape: Equatable, Sendable {
 public struct AttentionBlocks: Equatable, Sendable {
     public var queries: Int
     public var keys: Int
-    public init(queries: Int = 64, keys: Int = 128) {
+    public init(queries: Int = 64, keys: Int = 256) {
         precondition(queries > 0 && keys > 0, "attention blocks \(queries)×\(keys)")
         self.queries = queries
         self.keys = keys
@@ -109,16 +109,18 @@ public func attentionForward(
                     maskedScores(scores, q, k, rows: rows, cols: cols, q0: q0, k0: k0, s, mask, padding)
                     for i in 0..<rows {
                         let row = scores + i * cols
-                        let blockMax = maximum(row, cols)
-                        let newMax = max(rowMax[i], blockMax)
+                        let newMax = max(rowMax[i], rowMaximum(row, cols))
                         guard newMax > -.infinity else {  // nothing visible yet in this row
                             row.update(repeating: 0, count: cols)
                             continue
                         }
-                        for j in 0..<cols { row[j] = fastExp(row[j] - newMax) }  // masked: exactly 0
-                        let correction = rowMax[i] == -.infinity ? 0 : fastExp(rowMax[i] - newMax)
-                        rowSum[i] = rowSum[i] * correction + sum(row, cols)
-                        if correction != 1 { scaleRow(o + i * hs, correction, hs) }
+                        let blockSum = exponentiate(row, cols, minus: newMax)  // masked: exactly 0
+                        if rowMax[i] > -.infinity && rowMax[i] != newMax {  // rescale what came before
+                            let correction = fastExp(rowMax[i] - newMax)
+                            rowSum[i] *= correction
+                            scaleRow(o + i * hs, correction, hs)
+                        }
+                        rowSum[i] += blockSum
                         rowMax[i] = newMax
                     }
                     // O (rows, HS) += P (rows, cols) · V[k0..] (cols, HS)
@@ -182,7 +184,7 @@ public func attentionBackward(
                             let row = probabilities + i * cols
                             let l = lse[i]
                             if l == -.infinity { row.update(repeating: 0, count: cols); continue }
-                            for j in 0..<cols { row[j] = fastExp(row[j] - l) }  // exp(−∞) is 0
+                            _ = exponentiate(row, cols, minus: l)  // exp(−∞) is 0
                         }
                         if let dvalue {  // dV[k0..] (cols, HS) += Pᵀ · dO
                             gemm(transposeA: true, m: cols, n: hs, k: rows, a: probabilities, lda: cols, b: dy,
@@ -228,6 +230,48 @@ private func maskedScores(
             for j in 0..<visible where padding[k0 + j] { row[j] = -.infinity }
         }
     }
+}
+
+/// max row[j] over j < count; −∞ when empty.
+@inline(__always)
+private func rowMaximum(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
+    var m0 = Vec8(repeating: -.infinity), m1 = m0
+    var j = 0
+    while j + 16 <= count {
+        let a = load8(row + j), b = load8(row + j + 8)
+        m0 = m0.replacing(with: a, where: a .> m0)
+        m1 = m1.replacing(with: b, where: b .> m1)
+        j += 16
+    }
+    m0 = m0.replacing(with: m1, where: m1 .> m0)
+    let h = m0.lowHalf.replacing(with: m0.highHalf, where: m0.highHalf .> m0.lowHalf)
+    var m = max(max(h[0], h[1]), max(h[2], h[3]))  // SIMD's max() is a call per row
+    while j < count { m = max(m, row[j]); j += 1 }
+    return m
+}
+
+/// row[j] = e^(row[j] − shift) for j < count, returning their sum: one pass, eight lanes at once.
+@inline(__always)
+private func exponentiate(_ row: UnsafeMutablePointer<Float>, _ count: Int, minus shift: Float) -> Float {
+    let c = Vec8(repeating: shift)
+    var sums = Vec8()
+    var j = 0
+    while j + 8 <= count {
+        let e = fastExpNonPositive(load8(row + j) - c)
+        store8(e, row + j)
+        sums += e
+        j += 8
+    }
+    let half = sums.lowHalf + sums.highHalf
+    var total = (half[0] + half[1]) + (half[2] + half[3])  // SIMD's sum() is a call per row
+    if j < count {  // the last few, through the same function
+        let e = fastExpNonPositive(loadPartial8(row + j, count - j) - c)
+        for lane in 0..<count - j {
+            row[j + lane] = e[lane]
+            total += e[lane]
+        }
+    }
+    return total
 }
 
 @inline(__always)

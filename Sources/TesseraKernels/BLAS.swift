@@ -67,8 +67,10 @@ let fewRows = 8
 /// decoding step x·Wᵀ. OpenBLAS packs all of B on every such call and splits it between its
 /// threads, which thrash when another process keeps the cores busy: eight pictures took 126 s
 /// through OpenBLAS and 2.5 s here with two trainings running (`tessera generate --count 8`).
-/// Here each row of B is read once and dotted with every row of A, four rows of B at a time in
-/// 8-lane registers. Threads split the rows of B when each gets at least 2¹⁶ multiply-adds.
+/// Here eight rows of B at a time are dotted with each row of A: eight independent chains of
+/// fused multiply-adds keep both FMA pipes busy, the eight rows stay in L1 while every row of A
+/// passes, and one shuffle tree reduces the eight sums into one vector store. Threads split
+/// the rows of B once each gets 2¹⁴ multiply-adds (the pool starts a job in about a µs).
 /// One row takes this path too: OpenBLAS runs single-threaded here, so its matrix–vector
 /// product would leave a core idle while a picture decodes.
 func fewRowsTimesTransposed(
@@ -76,55 +78,66 @@ func fewRowsTimesTransposed(
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
-    func store(_ value: Float, _ i: Int, _ j: Int) {
-        let out = c + i * ldc + j
-        out.pointee = beta == 0 ? alpha * value : alpha * value + beta * out.pointee
-    }
-    Threads.parallelFor(n, minimumChunk: max(4, (1 << 16) / (m * k))) { columns in
-        var j = columns.lowerBound
-        while j + 4 <= columns.upperBound {
-            let (b0, b1, b2, b3) = (b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb, b + (j + 3) * ldb)
+    let groups = (n + 7) / 8
+    Threads.parallelFor(groups, minimumChunk: max(1, (1 << 14) / (8 * m * k))) { range in
+        for group in range {
+            let j = group * 8
+            if j + 8 > n {  // the last few rows of B
+                for i in 0..<m { for jj in j..<n {
+                    let out = c + i * ldc + jj, value = alpha * dot(a + i * lda, b + jj * ldb, k)
+                    out.pointee = beta == 0 ? value : value + beta * out.pointee
+                } }
+                continue
+            }
+            let w0 = b + j * ldb, w1 = w0 + ldb, w2 = w1 + ldb, w3 = w2 + ldb
+            let w4 = w3 + ldb, w5 = w4 + ldb, w6 = w5 + ldb, w7 = w6 + ldb
             for i in 0..<m {
                 let row = a + i * lda
                 var acc0 = Vec8(), acc1 = Vec8(), acc2 = Vec8(), acc3 = Vec8()
+                var acc4 = Vec8(), acc5 = Vec8(), acc6 = Vec8(), acc7 = Vec8()
                 var p = 0
-                while p + 8 <= k {
+                while p &+ 8 <= k {
                     let x = load8(row + p)
-                    acc0 += x * load8(b0 + p)
-                    acc1 += x * load8(b1 + p)
-                    acc2 += x * load8(b2 + p)
-                    acc3 += x * load8(b3 + p)
-                    p += 8
+                    acc0 = acc0.addingProduct(x, load8(w0 + p))
+                    acc1 = acc1.addingProduct(x, load8(w1 + p))
+                    acc2 = acc2.addingProduct(x, load8(w2 + p))
+                    acc3 = acc3.addingProduct(x, load8(w3 + p))
+                    acc4 = acc4.addingProduct(x, load8(w4 + p))
+                    acc5 = acc5.addingProduct(x, load8(w5 + p))
+                    acc6 = acc6.addingProduct(x, load8(w6 + p))
+                    acc7 = acc7.addingProduct(x, load8(w7 + p))
+                    p &+= 8
                 }
-                var sums = (acc0.sum(), acc1.sum(), acc2.sum(), acc3.sum())
+                var sums = laneSums(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7)
                 while p < k {
                     let x = row[p]
-                    sums.0 += x * b0[p]
-                    sums.1 += x * b1[p]
-                    sums.2 += x * b2[p]
-                    sums.3 += x * b3[p]
+                    for r in 0..<8 { sums[r] += x * w0[r * ldb + p] }
                     p += 1
                 }
-                store(sums.0, i, j)
-                store(sums.1, i, j + 1)
-                store(sums.2, i, j + 2)
-                store(sums.3, i, j + 3)
+                let out = c + i * ldc + j
+                var result = alpha * sums
+                if beta != 0 { result += beta * load8(out) }
+                UnsafeMutableRawPointer(out).storeBytes(of: result, as: Vec8.self)
             }
-            j += 4
-        }
-        while j < columns.upperBound {
-            for i in 0..<m { store(dot(a + i * lda, b + j * ldb, k), i, j) }
-            j += 1
         }
     }
 }
 
-/// Eight float lanes: one AVX2 register.
-typealias Vec8 = SIMD8<Float>
-
+/// (Σ a0, Σ a1, …, Σ a7): the eight vectors' lane sums in one vector, by a tree of shuffles
+/// and adds instead of eight serial horizontal sums.
 @inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> Vec8 {
-    UnsafeRawPointer(p).loadUnaligned(as: Vec8.self)
+func laneSums(_ a0: Vec8, _ a1: Vec8, _ a2: Vec8, _ a3: Vec8,
+              _ a4: Vec8, _ a5: Vec8, _ a6: Vec8, _ a7: Vec8) -> Vec8 {
+    // Each step halves every vector's partial sums and packs two vectors' halves into one.
+    func fold(_ x: Vec8, _ y: Vec8) -> Vec8 {
+        Vec8(lowHalf: x.lowHalf + x.highHalf, highHalf: y.lowHalf + y.highHalf)
+    }
+    func pairs(_ x: Vec8, _ y: Vec8) -> Vec8 {
+        Vec8(lowHalf: x.evenHalf + x.oddHalf, highHalf: y.evenHalf + y.oddHalf)
+    }
+    let q0 = pairs(fold(a0, a1), fold(a2, a3))  // (a0, a0, a1, a1, a2, a2, a3, a3) partials
+    let q1 = pairs(fold(a4, a5), fold(a6, a7))
+    return Vec8(lowHalf: q0.evenHalf + q0.oddHalf, highHalf: q1.evenHalf + q1.oddHalf)
 }
 
 /// `count` independent products C[i] = alpha · op(A[i]) · op(B[i]) + beta · C[i], where

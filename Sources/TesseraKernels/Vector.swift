@@ -2,6 +2,27 @@
 // (sum, dot, max, sum of squares) that only vectorise when written with SIMD types, and a
 // branch-free exp that LLVM vectorises inside plain element loops.
 
+/// Eight float lanes: one AVX2 register.
+public typealias Vec8 = SIMD8<Float>
+
+@inlinable @inline(__always)
+public func load8(_ p: UnsafePointer<Float>) -> Vec8 {
+    UnsafeRawPointer(p).loadUnaligned(as: Vec8.self)
+}
+
+@inlinable @inline(__always)
+public func store8(_ v: Vec8, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec8.self)
+}
+
+/// Loads the first `count` (< 8) floats and fills the other lanes with `fill`.
+@inlinable @inline(__always)
+public func loadPartial8(_ p: UnsafePointer<Float>, _ count: Int, fill: Float = 0) -> Vec8 {
+    var v = Vec8(repeating: fill)
+    for i in 0..<count { v[i] = p[i] }
+    return v
+}
+
 /// Sixteen float lanes: one AVX-512 register, or two AVX2 registers on an x86-64-v3 build.
 public typealias Vec16 = SIMD16<Float>
 
@@ -117,4 +138,26 @@ public func fastExp(_ input: Float) -> Float {
     let k = Int32(bitPattern: shifted.bitPattern) &- Int32(bitPattern: roundingShift.bitPattern)
     let twoToN = Float(bitPattern: UInt32(bitPattern: (k &+ 127) &<< 23))
     return input < -87 ? 0 : er * twoToN
+}
+
+/// e^x on eight lanes for x ≤ 0 (a softmax's numerators: scores minus their row's maximum).
+/// Below about −87.4 the result is exactly 0, so e^−∞ is 0 as masks need: x is clamped at −88,
+/// where the exponent n = −127 gives 2ⁿ all-zero bits. Cody–Waite reduction as `fastExp`, then
+/// e^r = 1 + r + r²·(c₀ + c₁r + c₂r² + c₃r³), a cubic fitted here for least relative error on
+/// |r| ≤ ln2/2 (1.0e-7 exactly, 2e-7 in float arithmetic, as `fastExp`): two fused multiply-adds
+/// and three compare-and-blends fewer, for the loop that dominates attention after its products.
+@inlinable @inline(__always)
+public func fastExpNonPositive(_ input: Vec8) -> Vec8 {
+    let x = input.replacing(with: -88, where: input .< -88)
+    let roundingShift = Vec8(repeating: 12_582_912)  // 1.5·2^23: adding it rounds to an integer
+    let shifted = roundingShift.addingProduct(x, Vec8(repeating: 1.442_695_04))
+    let n = shifted - roundingShift
+    let r = x.addingProduct(n, Vec8(repeating: -0.693_145_75)).addingProduct(n, Vec8(repeating: -1.428_606_8e-6))
+    var p = Vec8(repeating: 8.312_58e-3)
+    p = Vec8(repeating: 4.189_013e-2).addingProduct(p, r)
+    p = Vec8(repeating: 1.666_711_4e-1).addingProduct(p, r)
+    p = Vec8(repeating: 4.999_923_2e-1).addingProduct(p, r)
+    let er = (1 + r).addingProduct(r * r, p)
+    let k = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- SIMD8(repeating: Int32(bitPattern: (12_582_912 as Float).bitPattern))
+    return er * unsafeBitCast((k &+ 127) &<< 23, to: Vec8.self)
 }

@@ -57,6 +57,23 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(worst < 3e-7, "worst relative error \(worst)")
         #expect(fastExp(-1000) == 0 && fastExp(-.infinity) == 0 && fastExp(1000).isFinite)
     }
+
+    @Test func nonPositiveExpIsAccurateAndExactlyZeroWhereMasked() {
+        var worstNonPositive = 0.0
+        var x: Float = -87
+        while x <= 0 {
+            let lanes = Vec8((0..<8).map { x + Float($0) * 0.000_21 })
+            let nonPositive = fastExpNonPositive(lanes)
+            for lane in 0..<8 {
+                let exact = Foundation.exp(Double(lanes[lane]))
+                worstNonPositive = max(worstNonPositive, abs(Double(nonPositive[lane]) - exact) / exact)
+            }
+            x += 0.003_1
+        }
+        #expect(worstNonPositive < 3e-7, "worst relative error \(worstNonPositive)")
+        let masked = fastExpNonPositive(Vec8(-.infinity, -1000, -88, -87.7, 0, 0, 0, 0))
+        #expect(masked[0] == 0 && masked[1] == 0 && masked[2] == 0 && masked[3] == 0 && masked[4] == 1)
+    }
 }
 
 @Suite struct MatrixProducts {
