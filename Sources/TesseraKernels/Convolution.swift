@@ -73,6 +73,14 @@ public func im2col(_ columns: UnsafeMutablePointer<Float>, _ image: UnsafePointe
             let source = plane + y * g.width - g.padding + kx
             if s == 1 {
                 (line + inside.lowerBound).initialize(from: source + inside.lowerBound, count: inside.count)
+            } else if s == 2 {  // every other pixel: the even lanes of 16, while they stay in the plane
+                let planeEnd = g.height * g.width - (y * g.width - g.padding + kx)
+                var ox = inside.lowerBound
+                while ox + 8 <= inside.upperBound && 2 * ox + 16 <= planeEnd {
+                    store8(load16(source + 2 * ox).evenHalf, line + ox)
+                    ox += 8
+                }
+                while ox < inside.upperBound { line[ox] = source[2 * ox]; ox += 1 }
             } else {
                 for ox in inside { line[ox] = source[ox * s] }
             }
@@ -95,11 +103,26 @@ public func col2im(_ image: UnsafeMutablePointer<Float>, _ columns: UnsafePointe
             let target = plane + y * g.width - g.padding + kx, line = src + oy * gw
             if s == 1 {
                 accumulate(target + inside.lowerBound, line + inside.lowerBound, inside.count)
+            } else if s == 2 {  // every other pixel: add into the even lanes of 16, odd lanes kept
+                let planeEnd = g.height * g.width - (y * g.width - g.padding + kx)
+                var ox = inside.lowerBound
+                while ox + 8 <= inside.upperBound && 2 * ox + 16 <= planeEnd {
+                    let pixels = load16(target + 2 * ox)
+                    store16(interleave(pixels.evenHalf + load8(line + ox), pixels.oddHalf), target + 2 * ox)
+                    ox += 8
+                }
+                while ox < inside.upperBound { target[2 * ox] += line[ox]; ox += 1 }
             } else {
                 for ox in inside { target[ox * s] += line[ox] }
             }
         }
     }
+}
+
+/// (e₀, o₀, e₁, o₁, …, e₇, o₇).
+@inline(__always)
+private func interleave(_ e: Vec8, _ o: Vec8) -> Vec16 {
+    Vec16(e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3], e[4], o[4], e[5], o[5], e[6], o[6], e[7], o[7])
 }
 
 // MARK: Convolution: image (B, Cin, H, W) → grid (B, Cout, gh, gw)

@@ -38,17 +38,18 @@ public func softmaxBackward(
 @inline(__always)
 func logSumExp(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     let m = maximum(x, count)
-    var total: Float = 0
+    let shift = Vec8(repeating: m)
+    var acc0 = Vec8(), acc1 = Vec8()
     var i = 0
-    var acc = Vec16()
     while i + 16 <= count {
-        var e = Vec16()
-        for lane in 0..<16 { e[lane] = fastExp(x[i + lane] - m) }
-        acc += e
+        acc0 += fastExpNonPositive(load8(x + i) - shift)
+        acc1 += fastExpNonPositive(load8(x + i + 8) - shift)
         i += 16
     }
-    while i < count { total += fastExp(x[i] - m); i += 1 }
-    return m + log(acc.sum() + total)
+    while i + 8 <= count { acc0 += fastExpNonPositive(load8(x + i) - shift); i += 8 }
+    // The tail's padding lanes hold −∞, whose exponential is exactly 0.
+    acc1 += fastExpNonPositive(loadPartial8(x + i, count - i, fill: -.infinity) - shift)
+    return m + log((acc0 + acc1).sum())
 }
 
 /// Cross-entropy of each row against its target class, weighted:

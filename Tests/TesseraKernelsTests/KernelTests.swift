@@ -243,11 +243,24 @@ func maxError(_ a: [Float], _ b: [Double]) -> Double {
 }
 
 @Suite struct Convolutions {
-    @Test func im2colAndCol2imAreAdjoint() {
-        let g = ConvGeometry(channels: 3, height: 9, width: 7, kernel: 4, stride: 2, padding: 1)
+    /// Narrow images take the scalar paths; wide stride-2 ones the eight-lane paths, up to the
+    /// end of each plane (the last image's last row must not be read past).
+    @Test(arguments: [ConvGeometry(channels: 3, height: 9, width: 7, kernel: 4, stride: 2, padding: 1),
+                      ConvGeometry(channels: 2, height: 11, width: 45, kernel: 4, stride: 2, padding: 1),
+                      ConvGeometry(channels: 2, height: 8, width: 64, kernel: 3, stride: 2, padding: 0)])
+    func im2colGathersEveryTapAndCol2imIsItsAdjoint(g: ConvGeometry) {
         let image = Buffer(g.imageSize, seed: 20), columns = Buffer(g.columnsCount, seed: 21)
         let imageColumns = Buffer(zeros: g.columnsCount), back = Buffer(zeros: g.imageSize)
         im2col(imageColumns.pointer, image.pointer, g)
+        let (gh, gw, k) = (g.gridHeight, g.gridWidth, g.kernel)
+        var gathered = [Double](repeating: 0, count: g.columnsCount)
+        let pixels = image.doubles
+        for c in 0..<g.channels { for ky in 0..<k { for kx in 0..<k { for oy in 0..<gh { for ox in 0..<gw {
+            let (y, x) = (oy * g.stride - g.padding + ky, ox * g.stride - g.padding + kx)
+            let inside = y >= 0 && y < g.height && x >= 0 && x < g.width
+            gathered[((c * k + ky) * k + kx) * gh * gw + oy * gw + ox] = inside ? pixels[(c * g.height + y) * g.width + x] : 0
+        } } } } }
+        #expect(maxError(imageColumns.floats, gathered) == 0)
         col2im(back.pointer, columns.pointer, g)
         // ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩
         let lhs = zip(imageColumns.doubles, columns.doubles).reduce(0) { $0 + $1.0 * $1.1 }
