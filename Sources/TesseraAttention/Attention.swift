@@ -109,7 +109,7 @@ public func attentionForward(
                     maskedScores(scores, q, k, rows: rows, cols: cols, q0: q0, k0: k0, s, mask, padding)
                     for i in 0..<rows {
                         let row = scores + i * cols
-                        let newMax = max(rowMax[i], rowMaximum(row, cols))
+                        let newMax = max(rowMax[i], maximum(row, cols))
                         guard newMax > -.infinity else {  // nothing visible yet in this row
                             row.update(repeating: 0, count: cols)
                             continue
@@ -230,24 +230,6 @@ private func maskedScores(
             for j in 0..<visible where padding[k0 + j] { row[j] = -.infinity }
         }
     }
-}
-
-/// max row[j] over j < count; −∞ when empty.
-@inline(__always)
-private func rowMaximum(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
-    var m0 = Vec8(repeating: -.infinity), m1 = m0
-    var j = 0
-    while j + 16 <= count {
-        let a = load8(row + j), b = load8(row + j + 8)
-        m0 = m0.replacing(with: a, where: a .> m0)
-        m1 = m1.replacing(with: b, where: b .> m1)
-        j += 16
-    }
-    m0 = m0.replacing(with: m1, where: m1 .> m0)
-    let h = m0.lowHalf.replacing(with: m0.highHalf, where: m0.highHalf .> m0.lowHalf)
-    var m = max(max(h[0], h[1]), max(h[2], h[3]))  // SIMD's max() is a call per row
-    while j < count { m = max(m, row[j]); j += 1 }
-    return m
 }
 
 /// row[j] = e^(row[j] − shift) for j < count, returning their sum: one pass, eight lanes at once.

@@ -50,7 +50,7 @@ public enum Threads {
         return key
     }()
 
-    static var isInsideReplica: Bool { pthread_getspecific(replicaKey) != nil }
+    private static var isInsideReplica: Bool { pthread_getspecific(replicaKey) != nil }
 
     /// Runs `body` with this thread marked as inside a parallel region.
     static func marked(_ body: () -> Void) {
