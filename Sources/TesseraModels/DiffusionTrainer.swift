@@ -2,7 +2,8 @@
 // (channels last), normalised with the prior's statistics; each item gets a caption (or the
 // empty one), a noise level drawn uniformly from 1…T and Gaussian noise, all from the
 // trainer's generator, so a resumed run draws the very same batches. Data-parallel like the AR
-// trainer.
+// trainer. With `weightAverageDecay`, an exponential moving average of the weights follows the
+// updates; validation and the saved prior use it.
 import Foundation
 import TesseraKernels
 import TesseraTensor
@@ -16,6 +17,9 @@ public final class DiffusionTrainer {
     let schedule: LearningRateSchedule
     /// The workers' models: the prior itself, then replicas of it.
     let workers: [DiffusionPrior]
+    /// The moving average of the prior's weights, one tensor per parameter in store order
+    /// (empty without `weightAverageDecay`).
+    public let averages: [Tensor]
     public private(set) var rng: RandomGenerator
     public private(set) var step = 0
 
@@ -29,6 +33,7 @@ public final class DiffusionTrainer {
                           hyper: AdamWHyperparameters(learningRate: options.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: 0.01))
         schedule = LearningRateSchedule(peak: options.learningRate, minimum: options.learningRate / 10,
                                         warmupSteps: options.warmupSteps, totalSteps: options.steps)
+        averages = options.weightAverageDecay > 0 ? prior.parameters.entries.map { Tensor(shape: $0.tensor.shape, values: $0.tensor.values) } : []
         rng = RandomGenerator(seed: options.seed)
         self.workers = [prior] + (1..<max(1, min(workers, options.batchSize))).map { _ in DiffusionPrior(replicaOf: prior) }
     }
@@ -70,7 +75,33 @@ public final class DiffusionTrainer {
         }
         optimizer.update(learningRate: schedule.rate(at: step), maxGradientNorm: 1)
         step += 1
+        updateAverages()
         return losses.reduce(0, +)
+    }
+
+    /// average ← d·average + (1 − d)·weights, with d held below (1 + step)/(10 + step) so the
+    /// first updates' average is not dominated by the initial weights (as timm's and DiT's).
+    func updateAverages() {
+        guard !averages.isEmpty else { return }
+        let decay = min(options.weightAverageDecay, Float(1 + step) / Float(10 + step))
+        for (average, entry) in zip(averages, prior.parameters.entries) {
+            let (a, w) = (average.data, entry.tensor.data)
+            for i in 0..<average.count { a[i] = decay * a[i] + (1 - decay) * w[i] }
+        }
+    }
+
+    /// Runs `body` with the averaged weights in the prior (and so in its replicas, which share
+    /// its values), then puts the trained weights back; without an average, just runs `body`.
+    public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
+        func exchange() {
+            for (average, entry) in zip(averages, prior.parameters.entries) {
+                let (a, w) = (average.data, entry.tensor.data)
+                for i in 0..<average.count { swap(&a[i], &w[i]) }
+            }
+        }
+        exchange()
+        defer { exchange() }
+        return try body()
     }
 
     /// Mean squared error of v over examples (each with its first caption, or with none); see
@@ -80,11 +111,16 @@ public final class DiffusionTrainer {
     }
 
     /// Mean squared error of v over examples (each with its first caption, or with none), in four
-    /// bands of noise levels, least noise first, and over all of them. Example i is noised to a
-    /// level in band i mod 4, levels and noise drawn from a fixed seed, so successive validations
-    /// compare like with like. The gap between captions and none says how much the prior uses the
-    /// caption; in the noisiest band the caption is nearly all the prior has to go on.
+    /// bands of noise levels, least noise first, and over all of them, for the averaged weights
+    /// when there are any. Example i is noised to a level in band i mod 4, levels and noise drawn
+    /// from a fixed seed, so successive validations compare like with like. The gap between
+    /// captions and none says how much the prior uses the caption; in the noisiest band the
+    /// caption is nearly all the prior has to go on.
     public func validationErrors(_ examples: [TokenizedExample], captions: Bool = true) -> (mean: Float, bands: [Float]) {
+        withAveragedWeights { validationErrorsOfCurrentWeights(examples, captions: captions) }
+    }
+
+    private func validationErrorsOfCurrentWeights(_ examples: [TokenizedExample], captions: Bool) -> (mean: Float, bands: [Float]) {
         var fixed = RandomGenerator(seed: 0x5eed)
         let (n, d, levels) = (prior.config.imageLength, prior.config.latentChannels, prior.config.diffusionSteps)
         let bandCount = 4
@@ -113,14 +149,26 @@ public final class DiffusionTrainer {
         return (Float(total / Double(max(1, examples.count))), bands)
     }
 
-    public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
-        try PairCheckpoint.save(to: path, part: "diffusion", config: prior.config, options: options, optimizer: optimizer,
-                                buffers: prior.buffers, step: step, rng: rng, metadata: metadata)
+    /// The averaged weights under checkpoint names.
+    var averageBuffers: [(name: String, tensor: Tensor)] {
+        zip(prior.parameters.entries, averages).map { ("average." + $0.name, $1) }
     }
 
+    public func saveCheckpoint(to path: String, metadata: [String: String]) throws {
+        try PairCheckpoint.save(to: path, part: "diffusion", config: prior.config, options: options, optimizer: optimizer,
+                                buffers: prior.buffers + averageBuffers, step: step, rng: rng, metadata: metadata)
+    }
+
+    /// Restores a checkpoint; one saved without an average (or by a run that kept none) starts
+    /// the average from the restored weights.
     public func restoreCheckpoint(from path: String) throws -> [String: String] {
+        let file = try SafetensorsFile(path: path)
+        let hasAverages = !averages.isEmpty && file.entries.contains { $0.name == averageBuffers[0].name }
         let state = try PairCheckpoint.restore(from: path, part: "diffusion", label: "diffusion prior", config: prior.config,
-                                               optimizer: optimizer, buffers: prior.buffers)
+                                               optimizer: optimizer, buffers: prior.buffers + (hasAverages ? averageBuffers : []))
+        if !hasAverages {
+            for (average, entry) in zip(averages, prior.parameters.entries) { average.data.update(from: entry.tensor.data, count: average.count) }
+        }
         step = state.step
         rng = state.rng
         return state.metadata

@@ -16,6 +16,10 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
     /// s·u / (1 + (s − 1)·u) for u uniform in [0, 1) (SD3's shift, Esser et al. 2024), so more
     /// of the loss falls where the caption alone decides the picture; 1 draws them uniformly.
     public var timestepShift: Float = 1
+    /// Diffusion prior only: the decay d of an exponential moving average of the weights, kept
+    /// beside them and saved as the prior (Polyak averaging; DiT samples from such an average).
+    /// 0 keeps none.
+    public var weightAverageDecay: Float = 0
 
     public init() {}
 
@@ -30,6 +34,7 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
         firstCaptionRate = try c.decodeIfPresent(Float.self, forKey: .firstCaptionRate) ?? defaults.firstCaptionRate
         timestepShift = try c.decodeIfPresent(Float.self, forKey: .timestepShift) ?? defaults.timestepShift
+        weightAverageDecay = try c.decodeIfPresent(Float.self, forKey: .weightAverageDecay) ?? defaults.weightAverageDecay
     }
 
     /// A training noise level in 1…T: uniform when `timestepShift` is 1, otherwise shifted.

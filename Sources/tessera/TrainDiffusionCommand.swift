@@ -19,11 +19,15 @@ struct TrainDiffusion: ParsableCommand {
     @Option(name: .customLong("timestep-shift"),
             help: "s > 1 draws training noise levels towards more noise (SD3's shift); 1 draws them uniformly (default 1; with --resume, the saved value unless given).")
     var timestepShift: Float?
+    @Option(name: .customLong("ema-decay"),
+            help: "d of the moving average of the weights that validation and the saved prior use; 0 keeps none (default 0.999; with --resume, the saved value unless given).")
+    var emaDecay: Float?
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
         guard (1...8).contains(patchSize) else { throw ValidationError("--patch-size must be 1…8") }
         guard (timestepShift ?? 1) > 0, (timestepShift ?? 1) <= 100 else { throw ValidationError("--timestep-shift must be in (0, 100]") }
+        guard (0..<1).contains(emaDecay ?? 0) else { throw ValidationError("--ema-decay must be in [0, 1)") }
     }
 
     func run() throws {
@@ -31,11 +35,13 @@ struct TrainDiffusion: ParsableCommand {
         let checkpointPath = (a.modelDirectory as NSString).appendingPathComponent("training/diffusion-checkpoint.safetensors")
         var options = a.options, textLength = a.textLength
         options.timestepShift = timestepShift ?? 1
+        options.weightAverageDecay = emaDecay ?? 0.999
         var saved: DiffusionPriorConfig?
         if a.resume {
             (saved, options) = try a.savedSettings(DiffusionPriorConfig.self, part: "diffusion", checkpoint: checkpointPath)
             textLength = saved!.textLength
             if let timestepShift { options.timestepShift = timestepShift }
+            if let emaDecay { options.weightAverageDecay = emaDecay }
         }
         let setup = try a.setup(textLength: textLength)
         let autoencoder = setup.autoencoder.config
@@ -68,7 +74,7 @@ struct TrainDiffusion: ParsableCommand {
             step: { String(format: "v error %.4f", trainer.train(setup.examples)) },
             save: {
                 try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
-                try model.save(to: path)
+                try trainer.withAveragedWeights { try model.save(to: path) }
                 try a.recordPart("diffusion", file: ModelManifest.diffusionFile, tokenizer: setup.recordedTokenizer) { $0.diffusion = config }
             },
             validate: setup.held.map { held in {

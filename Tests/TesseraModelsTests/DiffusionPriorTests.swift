@@ -212,6 +212,7 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         options.batchSize = 5  // shares of 2 and 3
         options.steps = 10
         options.warmupSteps = 1
+        options.weightAverageDecay = 0.5
         let single = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 8), codeVectors: tinyCodeVectors,
                                       options: options, workers: 1)
         let split = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 8), codeVectors: tinyCodeVectors,
@@ -233,6 +234,7 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
                                        options: options, workers: 1)
         _ = try resumed.restoreCheckpoint(from: folder + "/checkpoint.safetensors")
         #expect((0..<2).map { _ in resumed.train(examples) } == straight)
+        #expect(resumed.averages.map(\.values) == single.averages.map(\.values))
         #expect(resumed.prior.latentStd.values == single.prior.latentStd.values)
 
         // The model file: f16 weights, f32 statistics; a damaged one is refused by name.
@@ -242,5 +244,36 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/diffusion.safetensors"))
         try bytes.prefix(bytes.count - 10).write(to: URL(fileURLWithPath: folder + "/cut.safetensors"))
         #expect(throws: TesseraError.self) { try DiffusionPrior.load(path: folder + "/cut.safetensors") }
+    }
+
+    /// The average after one update is d·w₀ + (1 − d)·w₁ with d = min(decay, 2/11); validation
+    /// and `withAveragedWeights` see it, and the trained weights come back afterwards.
+    @Test func weightAverageFollowsTheUpdates() {
+        var options = PriorTrainingOptions()
+        options.batchSize = 2
+        options.weightAverageDecay = 0.9
+        let examples = [TokenizedExample(captions: [[1]], grid: [0, 1, 2, 3, 4, 5]), TokenizedExample(captions: [[2]], grid: [5, 4, 3, 2, 1, 0])]
+        let trainer = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 3), codeVectors: tinyCodeVectors,
+                                       options: options, workers: 1)
+        trainer.measureStatistics(examples)
+        let before = trainer.prior.parameters.entries.map(\.tensor.values)
+        _ = trainer.train(examples)
+        let after = trainer.prior.parameters.entries.map(\.tensor.values)
+        let d: Float = 2.0 / 11
+        var worst: Float = 0
+        for (i, average) in trainer.averages.enumerated() {
+            for j in 0..<average.count { worst = max(worst, abs(average.values[j] - (d * before[i][j] + (1 - d) * after[i][j]))) }
+        }
+        #expect(worst < 1e-6)
+        #expect(before != after)
+        let averaged = trainer.withAveragedWeights { trainer.prior.parameters.entries.map(\.tensor.values) }
+        #expect(averaged == trainer.averages.map(\.values))
+        #expect(trainer.prior.parameters.entries.map(\.tensor.values) == after)
+        let averagedError = trainer.validationLoss(examples)
+        var plainOptions = options
+        plainOptions.weightAverageDecay = 0
+        let plain = DiffusionTrainer(prior: trainer.prior, codeVectors: tinyCodeVectors, options: plainOptions, workers: 1)
+        #expect(averagedError != plain.validationLoss(examples))
+        #expect(trainer.withAveragedWeights { plain.validationLoss(examples) } == averagedError)
     }
 }
