@@ -17,31 +17,33 @@ extension Tape {
         let (m, k) = transposeA ? (ac, ar) : (ar, ac)
         let (k2, n) = transposeB ? (bc, br) : (br, bc)
         precondition(k == k2, "matmul: inner sizes differ, \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
-        let out = output(batched ? [batch, m, n] : [m, n], a, b)  // (B, M, N) or (M, N)
+        let out = unfilledOutput(batched ? [batch, m, n] : [m, n], a, b)  // (B, M, N) or (M, N)
         batchedGemm(count: batch, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                     a: a.data, strideA: m * k, b: b.data, strideB: k * n, c: out.data, strideC: m * n)
         record(out) {
             // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC, then undo each op.
             if a.requiresGrad {
+                let da = a.gradientTarget
                 if transposeA {  // dA (K, M) = op(B) · dCᵀ
                     batchedGemm(count: batch, transposeA: transposeB, transposeB: true, m: k, n: m, k: n,
                                 a: b.data, strideA: k * n, b: out.grad, strideB: m * n,
-                                beta: 1, c: a.grad, strideC: m * k)
+                                beta: da.beta, c: da.pointer, strideC: m * k)
                 } else {  // dA (M, K) = dC · op(B)ᵀ
                     batchedGemm(count: batch, transposeA: false, transposeB: !transposeB, m: m, n: k, k: n,
                                 a: out.grad, strideA: m * n, b: b.data, strideB: k * n,
-                                beta: 1, c: a.grad, strideC: m * k)
+                                beta: da.beta, c: da.pointer, strideC: m * k)
                 }
             }
             if b.requiresGrad {
+                let db = b.gradientTarget
                 if transposeB {  // dB (N, K) = dCᵀ · op(A)
                     batchedGemm(count: batch, transposeA: true, transposeB: transposeA, m: n, n: k, k: m,
                                 a: out.grad, strideA: m * n, b: a.data, strideB: m * k,
-                                beta: 1, c: b.grad, strideC: k * n)
+                                beta: db.beta, c: db.pointer, strideC: k * n)
                 } else {  // dB (K, N) = op(A)ᵀ · dC
                     batchedGemm(count: batch, transposeA: !transposeA, transposeB: false, m: k, n: n, k: m,
                                 a: a.data, strideA: m * k, b: out.grad, strideB: m * n,
-                                beta: 1, c: b.grad, strideC: k * n)
+                                beta: db.beta, c: db.pointer, strideC: k * n)
                 }
             }
         }
@@ -54,12 +56,13 @@ extension Tape {
         precondition(weight.shape == [outChannels, inChannels], "linear: x \(x.shape) with weight \(weight.shape)")
         precondition(bias == nil || bias!.shape == [outChannels], "linear: bias \(bias!.shape) for \(outChannels) outputs")
         let rows = x.rows
-        let out = output(Array(x.shape.dropLast()) + [outChannels], x, weight, bias)  // (…, Cout)
+        let out = unfilledOutput(Array(x.shape.dropLast()) + [outChannels], x, weight, bias)  // (…, Cout)
         gemm(transposeB: true, m: rows, n: outChannels, k: inChannels, a: x.data, b: weight.data, c: out.data)
         if let bias { biasForward(out.data, bias.data, rows: rows, channels: outChannels) }
         record(out) {
             if x.requiresGrad {  // dx (rows, Cin) += dout · W
-                gemm(m: rows, n: inChannels, k: outChannels, a: out.grad, b: weight.data, beta: 1, c: x.grad)
+                let dx = x.gradientTarget
+                gemm(m: rows, n: inChannels, k: outChannels, a: out.grad, b: weight.data, beta: dx.beta, c: dx.pointer)
             }
             if weight.requiresGrad {  // dW (Cout, Cin) += doutᵀ · x
                 gemm(transposeA: true, m: outChannels, n: inChannels, k: rows, a: out.grad, b: x.data, beta: 1, c: weight.grad)

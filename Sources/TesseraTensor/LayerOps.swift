@@ -4,21 +4,21 @@ import TesseraKernels
 
 extension Tape {
     public func gelu(_ x: Tensor) -> Tensor {
-        let out = output(x.shape, x)
+        let out = unfilledOutput(x.shape, x)
         geluForward(out.data, x.data, x.count)
         record(out) { geluBackward(x.grad, x.data, out.grad, x.count) }
         return out
     }
 
     public func silu(_ x: Tensor) -> Tensor {
-        let out = output(x.shape, x)
+        let out = unfilledOutput(x.shape, x)
         siluForward(out.data, x.data, x.count)
         record(out) { siluBackward(x.grad, x.data, out.grad, x.count) }
         return out
     }
 
     public func relu(_ x: Tensor) -> Tensor {
-        let out = output(x.shape, x)
+        let out = unfilledOutput(x.shape, x)
         reluForward(out.data, x.data, x.count)
         record(out) { reluBackward(x.grad, x.data, out.grad, x.count) }
         return out
@@ -26,7 +26,7 @@ extension Tape {
 
     /// Softmax over the last dimension.
     public func softmax(_ x: Tensor) -> Tensor {
-        let out = output(x.shape, x)
+        let out = unfilledOutput(x.shape, x)
         softmaxForward(out.data, x.data, rows: x.rows, columns: x.lastDimension)
         record(out) { softmaxBackward(x.grad, out.data, out.grad, rows: x.rows, columns: x.lastDimension) }
         return out
@@ -37,7 +37,7 @@ extension Tape {
         let channels = x.lastDimension, rows = x.rows
         precondition(weight.shape == [channels] && bias.shape == [channels],
                      "layerNorm: x \(x.shape) with weight \(weight.shape), bias \(bias.shape)")
-        let out = output(x.shape, x, weight, bias)
+        let out = unfilledOutput(x.shape, x, weight, bias)
         let mean = Tensor(shape: [rows]), rstd = Tensor(shape: [rows])  // (rows)
         layerNormForward(out.data, mean.data, rstd.data, x.data, weight.data, bias.data,
                          rows: rows, channels: channels, epsilon: epsilon)
@@ -57,7 +57,7 @@ extension Tape {
         let (batch, channels, spatial) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         precondition(weight.shape == [channels] && bias.shape == [channels] && channels % groups == 0,
                      "groupNorm: x \(x.shape), \(groups) groups, weight \(weight.shape), bias \(bias.shape)")
-        let out = output(x.shape, x, weight, bias)
+        let out = unfilledOutput(x.shape, x, weight, bias)
         let mean = Tensor(shape: [batch, groups]), rstd = Tensor(shape: [batch, groups])  // (B, G)
         groupNormForward(out.data, mean.data, rstd.data, x.data, weight.data, bias.data,
                          batch: batch, channels: channels, spatial: spatial, groups: groups, epsilon: epsilon)

@@ -17,6 +17,11 @@ public final class Tape {
         Tensor(shape: shape, requiresGrad: inputs.contains { $0?.requiresGrad ?? false })
     }
 
+    /// An output that is not zero-filled, for an op whose kernel writes every element.
+    func unfilledOutput(_ shape: [Int], _ inputs: Tensor?...) -> Tensor {
+        Tensor(unfilledShape: shape, requiresGrad: inputs.contains { $0?.requiresGrad ?? false })
+    }
+
     /// Records a backward step when `output` needs a gradient.
     func record(_ output: Tensor, _ step: @escaping () -> Void) {
         if output.requiresGrad { steps.append(step) }

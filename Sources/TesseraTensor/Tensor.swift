@@ -8,14 +8,22 @@ public final class Storage {
     public let count: Int
     private let owner: Storage?
 
-    /// `count` zero-initialised floats.
-    public init(count: Int) {
+    /// `count` floats, zero-initialised unless `zeroed` is false: then their values are whatever
+    /// the allocator returned (NaN while `poisonUnfilled` is set), for a kernel that writes every
+    /// one of them before anything reads them.
+    public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "Storage: negative count \(count)")
         pointer = .allocate(capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: max(1, count))
+        if zeroed || Storage.poisonUnfilled {
+            pointer.initialize(repeating: zeroed ? 0 : .nan, count: max(1, count))
+        }
         self.count = count
         owner = nil
     }
+
+    /// Tests set this to fill unzeroed storage with NaN, so an op that reads what it did not
+    /// write shows up as NaN instead of passing on a lucky zero.
+    nonisolated(unsafe) public static var poisonUnfilled = false
 
     /// The floats [offset, offset + count) of `owner`.
     public init(viewOf owner: Storage, offset: Int = 0, count: Int) {
@@ -44,6 +52,14 @@ public final class Tensor {
         self.shape = shape
         count = Tensor.elementCount(shape)
         storage = Storage(count: count)
+        self.requiresGrad = requiresGrad
+    }
+
+    /// A tensor whose values are not zero-filled: for an op's output that its kernel overwrites.
+    public init(unfilledShape shape: [Int], requiresGrad: Bool = false) {
+        self.shape = shape
+        count = Tensor.elementCount(shape)
+        storage = Storage(count: count, zeroed: false)
         self.requiresGrad = requiresGrad
     }
 
@@ -79,6 +95,16 @@ public final class Tensor {
     }
 
     public var hasGrad: Bool { gradientStorage != nil }
+
+    /// Where a kernel computing C = product + beta·C puts this tensor's gradient: the first
+    /// contribution gets a new unfilled buffer and beta 0 (it overwrites), later ones beta 1
+    /// (they accumulate), so the usual zero fill of a new gradient is skipped.
+    public var gradientTarget: (pointer: UnsafeMutablePointer<Float>, beta: Float) {
+        if let gradientStorage { return (gradientStorage.pointer, 1) }
+        let created = Storage(count: count, zeroed: false)
+        gradientStorage = created
+        return (created.pointer, 0)
+    }
 
     /// The gradient buffer when this tensor needs one, else nil (backward kernels skip it).
     public var gradIfRequired: UnsafeMutablePointer<Float>? { requiresGrad ? grad : nil }
