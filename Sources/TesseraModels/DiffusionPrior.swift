@@ -34,10 +34,13 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     public var diffusionSteps: Int
     /// p: each sequence position holds a p×p patch of the grid.
     public var patchSize: Int
+    /// Self-conditioning (Chen et al. 2022, "Analog Bits"): beside the noisy latent, the
+    /// denoiser sees its own previous prediction of the clean latent (zeros when there is none).
+    public var selfCondition: Bool
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
-                diffusionSteps: Int = 1000, patchSize: Int = 1) {
+                diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -50,9 +53,10 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.captionDropout = captionDropout
         self.diffusionSteps = diffusionSteps
         self.patchSize = patchSize
+        self.selfCondition = selfCondition
     }
 
-    /// Reads configs written before patches existed as p = 1.
+    /// Reads configs written before patches existed as p = 1, before self-conditioning as without it.
     public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         textLength = try c.decode(Int.self, forKey: .textLength)
@@ -67,6 +71,31 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         captionDropout = try c.decode(Float.self, forKey: .captionDropout)
         diffusionSteps = try c.decode(Int.self, forKey: .diffusionSteps)
         patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 1
+        selfCondition = try c.decodeIfPresent(Bool.self, forKey: .selfCondition) ?? false
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
+             captionDropout, diffusionSteps, patchSize, selfCondition
+    }
+
+    /// Writes `selfCondition` only when set, so configs (and checkpoints, which a resume checks
+    /// by their config's text) from before it read and compare as before.
+    public func encode(to encoder: any Swift.Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(textLength, forKey: .textLength)
+        try c.encode(textVocabularySize, forKey: .textVocabularySize)
+        try c.encode(gridHeight, forKey: .gridHeight)
+        try c.encode(gridWidth, forKey: .gridWidth)
+        try c.encode(codebookSize, forKey: .codebookSize)
+        try c.encode(latentChannels, forKey: .latentChannels)
+        try c.encode(width, forKey: .width)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(numHeads, forKey: .numHeads)
+        try c.encode(captionDropout, forKey: .captionDropout)
+        try c.encode(diffusionSteps, forKey: .diffusionSteps)
+        try c.encode(patchSize, forKey: .patchSize)
+        if selfCondition { try c.encode(selfCondition, forKey: .selfCondition) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -197,7 +226,7 @@ public final class DiffusionPrior {
                                            shape: [config.textLength + config.patchRows + config.patchColumns, c],
                                            .normal(std: 0.02), decays: false, rng: &rng)
         Self.initialiseGridPositions(positionEmbedding, config: config)
-        latentInput = Linear(parameters, "diffusion.latent_input", in: values, out: c, rng: &rng)
+        latentInput = Linear(parameters, "diffusion.latent_input", in: config.selfCondition ? 2 * values : values, out: c, rng: &rng)
         timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatureWidth, out: c, rng: &rng)
         timeOutput = Linear(parameters, "diffusion.time.output", in: c, out: c, rng: &rng)
         textPool = Linear(parameters, "diffusion.text_pool", in: c, out: c, rng: &rng)
@@ -292,18 +321,22 @@ public final class DiffusionPrior {
 
     /// v predicted for noisy normalised latents in sequence layout, (B, h/p·w/p, p²·D) from
     /// `patchify`, at `timesteps` (B) given `text` (B·Ttext tokens from `textTokens`) → the same
-    /// layout. With p = 1 the sequence layout is the grid's own, (B, h·w, D).
-    public func velocity(_ tape: Tape, noisy: Tensor, timesteps: [Int], text: [Int32]) -> Tensor {
+    /// layout. With p = 1 the sequence layout is the grid's own, (B, h·w, D). A self-conditioned
+    /// prior also takes `estimate`, its previous prediction of the clean latents in the same
+    /// layout (nil: none yet, zeros).
+    public func velocity(_ tape: Tape, noisy: Tensor, estimate: [Float]? = nil, timesteps: [Int], text: [Int32]) -> Tensor {
         let (t, n, batch) = (config.textLength, config.patchRows * config.patchColumns, timesteps.count)
         let columnCount = config.patchColumns
         precondition(noisy.shape == [batch, n, config.patchValues] && text.count == batch * t,
                      "DiffusionPrior: latents \(noisy.shape), \(text.count) text tokens for \(batch) items")
+        precondition(estimate == nil || (config.selfCondition && estimate!.count == noisy.count),
+                     "DiffusionPrior: \(estimate?.count ?? 0) estimate values for \(noisy.count) latent values")
         let textPositions = (0..<batch).flatMap { _ in (0..<t).map { Int32($0) } }
         let rows = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + $0 / columnCount) } }
         let columns = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + config.patchRows + $0 % columnCount) } }
         let words = tape.embedding(tokenEmbedding, ids: text, idShape: [batch, t])  // (B, Ttext, C)
         let textPart = tape.add(words, tape.embedding(positionEmbedding, ids: textPositions, idShape: [batch, t]))
-        var latentPart = tape.add(latentInput(tape, noisy),
+        var latentPart = tape.add(latentInput(tape, config.selfCondition ? withEstimate(noisy, estimate) : noisy),
                                   tape.embedding(positionEmbedding, ids: rows, idShape: [batch, n]))  // (B, n, C)
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
         var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
@@ -323,6 +356,18 @@ public final class DiffusionPrior {
         let modulated = tape.modulate(finalNorm(tape, latentHidden), shift: tape.slice(m, axis: 1, 0..<c),
                                       scale: tape.slice(m, axis: 1, c..<(2 * c)))  // (B, n, C)
         return output(tape, modulated)  // (B, n, p²·D)
+    }
+
+    /// Each position's noisy values followed by its estimate's (or zeros): the self-conditioned
+    /// input, (B, n, 2·p²·D).
+    func withEstimate(_ noisy: Tensor, _ estimate: [Float]?) -> Tensor {
+        let (values, positions) = (config.patchValues, noisy.count / config.patchValues)
+        let joined = Tensor(shape: Array(noisy.shape.dropLast()) + [2 * values])
+        for p in 0..<positions {
+            (joined.data + 2 * p * values).update(from: noisy.data + p * values, count: values)
+            if let estimate { estimate.withUnsafeBufferPointer { (joined.data + (2 * p + 1) * values).update(from: $0.baseAddress! + p * values, count: values) } }
+        }
+        return joined
     }
 
     /// Whole latents in grid layout (items × h·w·D, channels last) → sequence layout: patch by
@@ -358,8 +403,11 @@ public final class DiffusionPrior {
     }
 
     /// The mean squared error of v for clean normalised latents (B·h·w·D, grid layout) noised
-    /// with `noise` to `timesteps`.
-    public func loss(_ tape: Tape, clean: [Float], noise: [Float], timesteps: [Int], text: [Int32]) -> Tensor {
+    /// with `noise` to `timesteps`. A self-conditioned prior first predicts the clean latents of
+    /// the items flagged in `selfConditioned` (a pass whose gradient is not taken, as Chen et al.
+    /// train) and sees that estimate in the pass that is scored; the other items see zeros.
+    public func loss(_ tape: Tape, clean: [Float], noise: [Float], timesteps: [Int], text: [Int32],
+                     selfConditioned: [Bool] = []) -> Tensor {
         let (size, batch) = (config.imageLength * config.latentChannels, timesteps.count)
         precondition(clean.count == batch * size && noise.count == clean.count,
                      "DiffusionPrior.loss: \(clean.count) latent values for \(batch) items")
@@ -371,7 +419,25 @@ public final class DiffusionPrior {
             target += schedule.velocity(clean: Array(clean[item]), noise: Array(noise[item]), at: step)
         }
         let shape = [batch, config.patchRows * config.patchColumns, config.patchValues]
-        let predicted = velocity(tape, noisy: Tensor(shape: shape, values: noisy), timesteps: timesteps, text: text)
+        var estimate: [Float]?
+        if config.selfCondition {
+            estimate = [Float](repeating: 0, count: noisy.count)
+            let chosen = selfConditioned.indices.filter { selfConditioned[$0] }
+            if !chosen.isEmpty {
+                let first = Tape()
+                defer { first.reset() }
+                let chosenNoisy = chosen.flatMap { noisy[$0 * size..<($0 + 1) * size] }
+                let v = velocity(first, noisy: Tensor(shape: [chosen.count] + shape.dropFirst(), values: chosenNoisy),
+                                 timesteps: chosen.map { timesteps[$0] },
+                                 text: chosen.flatMap { text[$0 * config.textLength..<($0 + 1) * config.textLength] }).values
+                for (j, b) in chosen.enumerated() {
+                    let guess = schedule.clean(noisy: Array(chosenNoisy[j * size..<(j + 1) * size]),
+                                               velocity: Array(v[j * size..<(j + 1) * size]), at: timesteps[b])
+                    estimate!.replaceSubrange(b * size..<(b + 1) * size, with: guess)
+                }
+            }
+        }
+        let predicted = velocity(tape, noisy: Tensor(shape: shape, values: noisy), estimate: estimate, timesteps: timesteps, text: text)
         let error = tape.sub(predicted, Tensor(shape: shape, values: target))  // (B, n, p²·D)
         return tape.mean(tape.mul(error, error))
     }

@@ -3,7 +3,8 @@
 // classifier-free guidance (Ho & Salimans 2022) running the conditional and unconditional rows
 // as one batch. Known positions (completion) are replaced at every step by the given latent
 // noised to that step's level (RePaint, Lugmayr et al. 2022, without its resampling). The
-// final latent is snapped to the nearest codes, a token grid like the AR prior's.
+// final latent is snapped to the nearest codes, a token grid like the AR prior's. A
+// self-conditioned prior sees its previous step's prediction of the clean latent.
 import Foundation
 import TesseraTensor
 
@@ -40,16 +41,20 @@ extension DiffusionPrior {
         var x = [Float](repeating: 0, count: batch * n * d)
         x.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, count: $0.count) }
         let timesteps = schedule.samplingTimesteps(options.steps)
+        // A self-conditioned prior's previous clean-latent predictions, row by row (sequence
+        // layout): each guidance row sees its own, as in training.
+        var estimate: [Float]?
         for (i, step) in timesteps.enumerated() {
             let next = i + 1 < timesteps.count ? timesteps[i + 1] : 0
             if let keep { x = replaceKnown(x, with: keep, at: step, rng: &rng) }
             let tape = Tape()
-            let input = guided ? x + x : x
-            let sequence = Tensor(shape: [rows, config.patchRows * config.patchColumns, config.patchValues],
-                                  values: patchify(input))
-            var v = unpatchify(velocity(tape, noisy: sequence, timesteps: [Int](repeating: step, count: rows),
-                                        text: conditioning).values)  // (rows, h·w, D)
+            let input = patchify(guided ? x + x : x)
+            let sequence = Tensor(shape: [rows, config.patchRows * config.patchColumns, config.patchValues], values: input)
+            let predicted = velocity(tape, noisy: sequence, estimate: estimate, timesteps: [Int](repeating: step, count: rows),
+                                     text: conditioning).values
             tape.reset()
+            if config.selfCondition { estimate = schedule.clean(noisy: input, velocity: predicted, at: step) }
+            var v = unpatchify(predicted)  // (rows, h·w, D)
             if guided {
                 let half = batch * n * d
                 v = (0..<half).map { v[half + $0] + options.guidance * (v[$0] - v[half + $0]) }

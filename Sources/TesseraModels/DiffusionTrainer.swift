@@ -52,12 +52,15 @@ public final class DiffusionTrainer {
     /// One update; returns the mean squared error of v.
     public func train(_ examples: [TokenizedExample]) -> Float {
         let size = options.batchSize, (n, d) = (prior.config.imageLength, prior.config.latentChannels)
-        var text: [Int32] = [], clean: [Float] = [], timesteps: [Int] = []
+        var text: [Int32] = [], clean: [Float] = [], timesteps: [Int] = [], selfConditioned: [Bool] = []
         for _ in 0..<size {
             let example = examples[rng.int(below: examples.count)]
             text += prior.textTokens(options.drawCaption(from: example.captions, dropout: prior.config.captionDropout, rng: &rng))
             clean += prior.normalize(latent(of: example.grid))
             timesteps.append(options.drawTimestep(steps: prior.config.diffusionSteps, rng: &rng))
+            // Half the items see their own estimate, as Chen et al. train (drawn only then, so a
+            // prior without self-conditioning draws the batches it always drew).
+            if prior.config.selfCondition { selfConditioned.append(rng.uniform() < 0.5) }
         }
         var noise = [Float](repeating: 0, count: clean.count)
         noise.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, count: $0.count) }
@@ -68,7 +71,8 @@ public final class DiffusionTrainer {
                 let values = share.lowerBound * n * d..<share.upperBound * n * d
                 let loss = workers[w].loss(tape, clean: Array(clean[values]), noise: Array(noise[values]),
                                            timesteps: Array(timesteps[share]),
-                                           text: Array(text[share.lowerBound * t..<share.upperBound * t]))
+                                           text: Array(text[share.lowerBound * t..<share.upperBound * t]),
+                                           selfConditioned: selfConditioned.isEmpty ? [] : Array(selfConditioned[share]))
                 losses[w] = loss.item * Float(share.count) / Float(size)
                 return loss
             }
@@ -112,7 +116,7 @@ public final class DiffusionTrainer {
 
     /// Mean squared error of v over examples (each with its first caption, or with none), in four
     /// bands of noise levels, least noise first, and over all of them, for the averaged weights
-    /// when there are any. Example i is noised to a level in band i mod 4, levels and noise drawn
+    /// when there are any (a self-conditioned prior sees its own estimate, as in sampling). Example i is noised to a level in band i mod 4, levels and noise drawn
     /// from a fixed seed, so successive validations compare like with like. The gap between
     /// captions and none says how much the prior uses the caption; in the noisiest band the
     /// caption is nearly all the prior has to go on.
@@ -141,7 +145,8 @@ public final class DiffusionTrainer {
                 return Double(workers[w].loss(tape, clean: items.flatMap { prior.normalize(latent(of: examples[$0].grid)) },
                                               noise: items.flatMap { Array(noise[$0 * n * d..<($0 + 1) * n * d]) },
                                               timesteps: items.map { timesteps[$0] },
-                                              text: items.flatMap { prior.textTokens(captions ? examples[$0].captions[0] : []) }).item)
+                                              text: items.flatMap { prior.textTokens(captions ? examples[$0].captions[0] : []) },
+                                              selfConditioned: [Bool](repeating: true, count: items.count)).item)
             }
             bands.append(Float(error))
             total += error * Double(members.count)

@@ -22,6 +22,9 @@ struct TrainDiffusion: ParsableCommand {
     @Option(name: .customLong("ema-decay"),
             help: "d of the moving average of the weights that validation and the saved prior use; 0 keeps none (default 0.999; with --resume, the saved value unless given).")
     var emaDecay: Float?
+    @Flag(name: .customLong("self-condition"),
+          help: "Self-conditioning: the denoiser also sees its previous prediction of the clean latent (half the training items, every sampling step after the first).")
+    var selfCondition = false
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -49,7 +52,7 @@ struct TrainDiffusion: ParsableCommand {
             textLength: a.textLength, textVocabularySize: setup.textVocabularySize, gridHeight: autoencoder.gridSize,
             gridWidth: autoencoder.gridSize, codebookSize: autoencoder.codebookSize, latentChannels: autoencoder.codeDimension,
             width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
-            patchSize: patchSize)
+            patchSize: patchSize, selfCondition: selfCondition)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)
