@@ -226,7 +226,8 @@ public final class DiffusionPrior {
                                            shape: [config.textLength + config.patchRows + config.patchColumns, c],
                                            .normal(std: 0.02), decays: false, rng: &rng)
         Self.initialiseGridPositions(positionEmbedding, config: config)
-        latentInput = Linear(parameters, "diffusion.latent_input", in: config.selfCondition ? 2 * values : values, out: c, rng: &rng)
+        latentInput = Linear(parameters, "diffusion.latent_input", in: config.selfCondition ? 2 * values : values, out: c,
+                             rng: &rng)
         timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatureWidth, out: c, rng: &rng)
         timeOutput = Linear(parameters, "diffusion.time.output", in: c, out: c, rng: &rng)
         textPool = Linear(parameters, "diffusion.text_pool", in: c, out: c, rng: &rng)
@@ -363,10 +364,10 @@ public final class DiffusionPrior {
     func withEstimate(_ noisy: Tensor, _ estimate: [Float]?) -> Tensor {
         let (values, positions) = (config.patchValues, noisy.count / config.patchValues)
         let joined = Tensor(shape: Array(noisy.shape.dropLast()) + [2 * values])
-        for p in 0..<positions {
-            (joined.data + 2 * p * values).update(from: noisy.data + p * values, count: values)
-            if let estimate { estimate.withUnsafeBufferPointer { (joined.data + (2 * p + 1) * values).update(from: $0.baseAddress! + p * values, count: values) } }
+        estimate?.withUnsafeBufferPointer { e in
+            for p in 0..<positions { (joined.data + (2 * p + 1) * values).update(from: e.baseAddress! + p * values, count: values) }
         }
+        for p in 0..<positions { (joined.data + 2 * p * values).update(from: noisy.data + p * values, count: values) }
         return joined
     }
 

@@ -33,7 +33,8 @@ public final class DiffusionTrainer {
                           hyper: AdamWHyperparameters(learningRate: options.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: 0.01))
         schedule = LearningRateSchedule(peak: options.learningRate, minimum: options.learningRate / 10,
                                         warmupSteps: options.warmupSteps, totalSteps: options.steps)
-        averages = options.weightAverageDecay > 0 ? prior.parameters.entries.map { Tensor(shape: $0.tensor.shape, values: $0.tensor.values) } : []
+        averages = options.weightAverageDecay > 0
+            ? prior.parameters.entries.map { Tensor(shape: $0.tensor.shape, values: $0.tensor.values) } : []
         rng = RandomGenerator(seed: options.seed)
         self.workers = [prior] + (1..<max(1, min(workers, options.batchSize))).map { _ in DiffusionPrior(replicaOf: prior) }
     }
@@ -116,10 +117,11 @@ public final class DiffusionTrainer {
 
     /// Mean squared error of v over examples (each with its first caption, or with none), in four
     /// bands of noise levels, least noise first, and over all of them, for the averaged weights
-    /// when there are any (a self-conditioned prior sees its own estimate, as in sampling). Example i is noised to a level in band i mod 4, levels and noise drawn
-    /// from a fixed seed, so successive validations compare like with like. The gap between
-    /// captions and none says how much the prior uses the caption; in the noisiest band the
-    /// caption is nearly all the prior has to go on.
+    /// when there are any (a self-conditioned prior sees its own estimate, as in sampling).
+    /// Example i is noised to a level in band i mod 4, levels and noise drawn from a fixed seed,
+    /// so successive validations compare like with like. The gap between captions and none says
+    /// how much the prior uses the caption; in the noisiest band the caption is nearly all the
+    /// prior has to go on.
     public func validationErrors(_ examples: [TokenizedExample], captions: Bool = true) -> (mean: Float, bands: [Float]) {
         withAveragedWeights { validationErrorsOfCurrentWeights(examples, captions: captions) }
     }
@@ -172,7 +174,9 @@ public final class DiffusionTrainer {
         let state = try PairCheckpoint.restore(from: path, part: "diffusion", label: "diffusion prior", config: prior.config,
                                                optimizer: optimizer, buffers: prior.buffers + (hasAverages ? averageBuffers : []))
         if !hasAverages {
-            for (average, entry) in zip(averages, prior.parameters.entries) { average.data.update(from: entry.tensor.data, count: average.count) }
+            for (average, entry) in zip(averages, prior.parameters.entries) {
+                average.data.update(from: entry.tensor.data, count: average.count)
+            }
         }
         step = state.step
         rng = state.rng
