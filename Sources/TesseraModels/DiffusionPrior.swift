@@ -37,10 +37,13 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// Self-conditioning (Chen et al. 2022, "Analog Bits"): beside the noisy latent, the
     /// denoiser sees its own previous prediction of the clean latent (zeros when there is none).
     public var selfCondition: Bool
+    /// Plain transformer blocks (full attention, no time conditioning) that read the caption on
+    /// its own before it joins the latent positions; 0: the caption's embeddings join directly.
+    public var textLayers: Int
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
-                diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false) {
+                diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -54,9 +57,11 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.diffusionSteps = diffusionSteps
         self.patchSize = patchSize
         self.selfCondition = selfCondition
+        self.textLayers = textLayers
     }
 
-    /// Reads configs written before patches existed as p = 1, before self-conditioning as without it.
+    /// Reads configs written before patches existed as p = 1, before self-conditioning or the text
+    /// encoder as without them.
     public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         textLength = try c.decode(Int.self, forKey: .textLength)
@@ -72,15 +77,16 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         diffusionSteps = try c.decode(Int.self, forKey: .diffusionSteps)
         patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 1
         selfCondition = try c.decodeIfPresent(Bool.self, forKey: .selfCondition) ?? false
+        textLayers = try c.decodeIfPresent(Int.self, forKey: .textLayers) ?? 0
     }
 
     enum CodingKeys: String, CodingKey {
         case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
-             captionDropout, diffusionSteps, patchSize, selfCondition
+             captionDropout, diffusionSteps, patchSize, selfCondition, textLayers
     }
 
-    /// Writes `selfCondition` only when set, so configs (and checkpoints, which a resume checks
-    /// by their config's text) from before it read and compare as before.
+    /// Writes `selfCondition` and `textLayers` only when set, so configs (and checkpoints, which a
+    /// resume checks by their config's text) from before them read and compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(textLength, forKey: .textLength)
@@ -96,6 +102,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         try c.encode(diffusionSteps, forKey: .diffusionSteps)
         try c.encode(patchSize, forKey: .patchSize)
         if selfCondition { try c.encode(selfCondition, forKey: .selfCondition) }
+        if textLayers > 0 { try c.encode(textLayers, forKey: .textLayers) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -116,8 +123,8 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
               (1...1024).contains(latentChannels) else {
             throw fail("grid \(gridHeight)×\(gridWidth) must be 1…128 a side, codebook 2…65,536, latent channels 1…1,024")
         }
-        guard (1...64).contains(layers), numHeads >= 1, width >= 1, width <= 4096, width % numHeads == 0 else {
-            throw fail("width \(width) must divide into \(numHeads) heads; 1…64 layers")
+        guard (1...64).contains(layers), (0...64).contains(textLayers), numHeads >= 1, width >= 1, width <= 4096, width % numHeads == 0 else {
+            throw fail("width \(width) must divide into \(numHeads) heads; 1…64 layers, 0…64 text layers")
         }
         guard (0...1).contains(captionDropout), (1...100_000).contains(diffusionSteps) else {
             throw fail("caption dropout must be in [0, 1], diffusion steps 1…100,000")
@@ -192,6 +199,8 @@ public final class DiffusionPrior {
     let textPool: Linear
     let captionNorm: PlainLayerNorm
     let blocks: [DiTBlock]
+    /// The caption's own encoder (`textLayers` blocks; none by default).
+    let textBlocks: [TransformerBlock]
     let finalNorm: PlainLayerNorm
     /// SiLU(conditioning) → shift, scale of the last norm; zero at initialisation.
     let finalModulation: Linear
@@ -238,6 +247,11 @@ public final class DiffusionPrior {
         finalNorm = PlainLayerNorm(width: c)
         finalModulation = Linear(parameters, "diffusion.final_modulation", in: c, out: 2 * c, std: 0, rng: &rng)
         output = Linear(parameters, "diffusion.output", in: c, out: values, std: 0, rng: &rng)
+        // Last, so a prior without them draws every other starting value as before.
+        textBlocks = (0..<config.textLayers).map { i in
+            TransformerBlock(parameters, "diffusion.text_block\(i)", width: c, numHeads: config.numHeads,
+                             layers: config.textLayers, rng: &rng)
+        }
     }
 
     /// DiT's 2-D sin-cos position embedding as the starting value of the patch rows' and columns'
@@ -336,19 +350,23 @@ public final class DiffusionPrior {
         let rows = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + $0 / columnCount) } }
         let columns = (0..<batch).flatMap { _ in (0..<n).map { Int32(t + config.patchRows + $0 % columnCount) } }
         let words = tape.embedding(tokenEmbedding, ids: text, idShape: [batch, t])  // (B, Ttext, C)
-        let textPart = tape.add(words, tape.embedding(positionEmbedding, ids: textPositions, idShape: [batch, t]))
+        var textPart = tape.add(words, tape.embedding(positionEmbedding, ids: textPositions, idShape: [batch, t]))
+        for block in textBlocks { textPart = block(tape, textPart, mask: .full) }  // (B, Ttext, C)
         var latentPart = tape.add(latentInput(tape, config.selfCondition ? withEstimate(noisy, estimate) : noisy),
                                   tape.embedding(positionEmbedding, ids: rows, idShape: [batch, n]))  // (B, n, C)
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
         var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
         let time = timeOutput(tape, tape.silu(timeInput(tape, Self.timeFeatures(timesteps))))  // (B, C)
-        // Row b averages item b's caption words (not its pads); an empty caption pools to zero.
+        // Row b averages item b's caption words (not its pads), as encoded when there is an encoder
+        // (then the pooled vector can tell which colour goes with which shape); an empty caption
+        // pools to zero.
         let averaging = Tensor(shape: [batch, batch * t])
         for b in 0..<batch {
             let own = (0..<t).filter { text[b * t + $0] < Int32(config.textVocabularySize) }
             for p in own { averaging.data[b * (batch * t) + b * t + p] = 1 / Float(own.count) }
         }
-        let caption = tape.matmul(averaging, tape.reshape(words, [batch * t, config.width]))  // (B, C)
+        let pooled = textBlocks.isEmpty ? words : textPart
+        let caption = tape.matmul(averaging, tape.reshape(pooled, [batch * t, config.width]))  // (B, C)
         let conditioning = tape.silu(tape.add(time, textPool(tape, captionNorm(tape, caption))))  // (B, C)
         for block in blocks { h = block(tape, h, conditioning: conditioning) }
         let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, n, C)

@@ -3,6 +3,7 @@
 // its config in `__metadata__`. Weights are stored as f16 and computed in f32.
 import Foundation
 import TesseraTensor
+import TesseraText
 
 public struct ModelManifest: Codable, Equatable, Sendable {
     public var kind = "tessera-model"
@@ -21,6 +22,8 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     public var ar: ARPriorConfig?
     public var diffusion: DiffusionPriorConfig?
     public var scorer: ScorerConfig?
+    /// How prompts are read, measured on the priors' training captions (nil: as they are).
+    public var prompts: PromptReading?
 
     public init(name: String, autoencoder: AutoencoderConfig, tokenizer: String? = nil) {
         self.name = name

@@ -87,3 +87,46 @@ public func normalizeCaption(_ text: String) -> String {
     text.precomposedStringWithCanonicalMapping.lowercased()
         .split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
 }
+
+/// How a model reads a prompt beyond `normalizeCaption`, measured on the captions it was trained
+/// on. Emoji names never begin with an article, so "a red apple" would reach the emoji model as
+/// a caption unlike any it saw (it drew a shapeless blob for it, and a red apple for "red
+/// apple"); a model whose captions say so drops a prompt's leading "a", "an" or "the".
+public struct PromptReading: Codable, Equatable, Sendable {
+    public static let articles: Set<Substring> = ["a", "an", "the"]
+    /// At most this share of the distinct training captions may begin with an article for the
+    /// model to drop a prompt's leading one.
+    public static let articleShare = 0.01
+
+    /// Whether a prompt's leading article is dropped.
+    public var dropsLeadingArticle: Bool
+    /// Training captions that begin with an article all the same (the emoji "a button (blood
+    /// type)", whose "a" is the letter): prompts equal to one are read whole.
+    public var kept: [String]
+
+    public init(dropsLeadingArticle: Bool, kept: [String] = []) {
+        self.dropsLeadingArticle = dropsLeadingArticle
+        self.kept = kept
+    }
+
+    /// The reading of a model trained on `captions` (normalised): nil, reading prompts as they
+    /// are, unless at most `articleShare` of the distinct captions begin with an article.
+    public init?(captions: some Sequence<String>) {
+        let distinct = Set(captions)
+        let articled = distinct.filter { Self.leadingArticle(of: $0) != nil }
+        guard !distinct.isEmpty, Double(articled.count) <= Self.articleShare * Double(distinct.count) else { return nil }
+        self.init(dropsLeadingArticle: true, kept: articled.sorted())
+    }
+
+    /// The caption's first word when it is an article followed by more words.
+    static func leadingArticle(of caption: String) -> Substring? {
+        let words = caption.split(separator: " ", maxSplits: 1)
+        return words.count == 2 && articles.contains(words[0]) ? words[0] : nil
+    }
+
+    /// A normalised prompt as the model reads it.
+    public func read(_ prompt: String) -> String {
+        guard dropsLeadingArticle, !kept.contains(prompt), let article = Self.leadingArticle(of: prompt) else { return prompt }
+        return String(prompt.dropFirst(article.count + 1))
+    }
+}

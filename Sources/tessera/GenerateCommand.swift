@@ -142,9 +142,20 @@ struct LoadedModel {
         prior.textTokens(try captionIds(prompt, warn: true))
     }
 
+    /// The prompt as the model reads it: normalised, then as the model's captions taught it
+    /// (`PromptReading`; when that changes it and `warn`, a note says so).
+    func caption(_ prompt: String, warn: Bool = false) -> String {
+        let normalized = normalizeCaption(prompt)
+        let read = manifest.prompts?.read(normalized) ?? normalized
+        if read != normalized && warn {
+            FileHandle.standardError.write(Data("note: the \(manifest.name) model's captions have no leading article; reading \"\(normalized)\" as \"\(read)\"\n".utf8))
+        }
+        return read
+    }
+
     /// The prompt's BPE ids, cut to what the prior reads (with a warning when `warn`).
     func captionIds(_ prompt: String, warn: Bool = false) throws -> [Int32] {
-        let normalized = normalizeCaption(prompt)
+        let normalized = caption(prompt, warn: warn)
         guard !normalized.isEmpty else { throw TesseraError("the prompt is empty; say what to draw, e.g. \"a red circle\"") }
         let ids = tokenizer.encode(normalized)
         let length = prior.textLength
@@ -178,7 +189,7 @@ struct LoadedModel {
 
     /// The scorer's CLIP score of each picture with `prompt`.
     func clipScores(_ pictures: [Image], prompt: String, scorer: Scorer) -> [Double] {
-        let ids = Array(tokenizer.encode(normalizeCaption(prompt)).prefix(scorer.config.textLength).map { Int32($0) })
+        let ids = Array(tokenizer.encode(caption(prompt)).prefix(scorer.config.textLength).map { Int32($0) })
         let e = scorer.config.embedding
         let text = scorer.textFeatures([ids])
         let images = scorer.imageFeatures(pictures.map { planarPixels($0.resized(width: scorer.config.imageSize, height: scorer.config.imageSize)) })

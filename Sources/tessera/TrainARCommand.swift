@@ -79,6 +79,8 @@ struct PriorTrainingArguments: ParsableArguments {
         let trainingFolder: String
         let examples: [TokenizedExample]
         let held: [TokenizedExample]?
+        /// How the trained prior should read prompts, from the training captions.
+        let promptReading: PromptReading?
     }
 
     func setup(textLength: Int) throws -> Setup {
@@ -90,15 +92,19 @@ struct PriorTrainingArguments: ParsableArguments {
         let held = try validation.map {
             try tokenizedExamples($0, autoencoder: autoencoder, bpe: bpe, textLength: textLength, cacheFolder: trainingFolder)
         }
+        let captions = examples.lazy.flatMap(\.captions).map { bpe.decode($0.map(Int.init)) }
         return Setup(autoencoder: autoencoder, recordedTokenizer: recorded, textVocabularySize: bpe.vocabularySize,
-                     trainingFolder: trainingFolder, examples: examples, held: held)
+                     trainingFolder: trainingFolder, examples: examples, held: held,
+                     promptReading: PromptReading(captions: captions))
     }
 
-    /// Records a trained prior in model.json: its config, its file, the tokenizer.
-    func recordPart(_ part: String, file: String, tokenizer: String, update: (inout ModelManifest) -> Void) throws {
+    /// Records a trained prior in model.json: its config, its file, the tokenizer, and how
+    /// prompts are read (measured on the training captions of `setup`).
+    func recordPart(_ part: String, file: String, setup: Setup, update: (inout ModelManifest) -> Void) throws {
         var manifest = try ModelManifest.read(directory: modelDirectory)
         update(&manifest)
-        manifest.tokenizer = tokenizer
+        manifest.tokenizer = setup.recordedTokenizer
+        manifest.prompts = setup.promptReading
         manifest.parts[part] = file
         try manifest.write(directory: modelDirectory)
     }
@@ -152,7 +158,7 @@ struct TrainAR: ParsableCommand {
             save: {
                 try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
                 try model.save(to: path)
-                try a.recordPart("ar", file: ModelManifest.arFile, tokenizer: setup.recordedTokenizer) { $0.ar = config }
+                try a.recordPart("ar", file: ModelManifest.arFile, setup: setup) { $0.ar = config }
             },
             validate: setup.held.map { held in
                 { String(format: "validation image loss %.4f nats per token", trainer.validationLoss(held)) }

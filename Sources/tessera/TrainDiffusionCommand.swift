@@ -25,9 +25,13 @@ struct TrainDiffusion: ParsableCommand {
     @Flag(name: .customLong("self-condition"),
           help: "Self-conditioning: the denoiser also sees its previous prediction of the clean latent (half the training items, every sampling step after the first).")
     var selfCondition = false
+    @Option(name: .customLong("text-layers"),
+            help: "Transformer blocks that read the caption on its own before it joins the latent positions.")
+    var textLayers = 0
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
+        guard (0...64).contains(textLayers) else { throw ValidationError("--text-layers must be 0…64") }
         guard (1...8).contains(patchSize) else { throw ValidationError("--patch-size must be 1…8") }
         guard (timestepShift ?? 1) > 0, (timestepShift ?? 1) <= 100 else { throw ValidationError("--timestep-shift must be in (0, 100]") }
         guard (0..<1).contains(emaDecay ?? 0) else { throw ValidationError("--ema-decay must be in [0, 1)") }
@@ -52,7 +56,7 @@ struct TrainDiffusion: ParsableCommand {
             textLength: a.textLength, textVocabularySize: setup.textVocabularySize, gridHeight: autoencoder.gridSize,
             gridWidth: autoencoder.gridSize, codebookSize: autoencoder.codebookSize, latentChannels: autoencoder.codeDimension,
             width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
-            patchSize: patchSize, selfCondition: selfCondition)
+            patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)
@@ -78,7 +82,7 @@ struct TrainDiffusion: ParsableCommand {
             save: {
                 try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
                 try trainer.withAveragedWeights { try model.save(to: path) }
-                try a.recordPart("diffusion", file: ModelManifest.diffusionFile, tokenizer: setup.recordedTokenizer) { $0.diffusion = config }
+                try a.recordPart("diffusion", file: ModelManifest.diffusionFile, setup: setup) { $0.diffusion = config }
             },
             validate: setup.held.map { held in {
                 let (with, without) = (trainer.validationErrors(held), trainer.validationErrors(held, captions: false))

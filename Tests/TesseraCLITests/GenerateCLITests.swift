@@ -24,6 +24,8 @@ import TesseraTensor
                                       "--text-length", "24", "--batch-size", "4"])
         #expect(trained.status == 0, "\(trained.stderr)")
         #expect(trained.stdout.contains("validation image loss"), "\(trained.stdout)")
+        // Shapes captions begin with "a": the model reads prompts as they are.
+        #expect(!(try String(contentsOfFile: model + "/model.json", encoding: .utf8)).contains("\"prompts\""))
 
         let first = try runTessera(["generate", "a red circle in the center", "--model", model, "--seed", "5",
                                     "--out", work + "/a.png", "--show-tokens", "--progress", work + "/rows.png"])
@@ -128,6 +130,11 @@ import TesseraTensor
         #expect(first == second)
         let picture = try Image(contentsOfPNG: work + "/apple.png")
         #expect(picture.width == 64 && picture.height == 64)
+        // The issue's own example: emoji names have no article, so the model reads "a red apple"
+        // as "red apple", says so, and draws the same bytes.
+        let article = try runTessera(["generate", "A red apple", "--rerank", "2", "--out", work + "/article.png"])
+        #expect(article.status == 0 && article.stderr.contains("reading \"a red apple\" as \"red apple\""), "\(article.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: work + "/article.png")) == first)
         let scene = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--out", work + "/scene.png"])
         #expect(scene.status == 0, "\(scene.stderr)")
         #expect(FileManager.default.fileExists(atPath: work + "/scene.png"))

@@ -6,10 +6,11 @@ import Testing
 import TesseraModels
 import TesseraTensor
 
-func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false) -> DiffusionPriorConfig {
+func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false,
+                         textLayers: Int = 0) -> DiffusionPriorConfig {
     DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
                          latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
-                         patchSize: patchSize, selfCondition: selfCondition)
+                         patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -210,8 +211,8 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(guided != plain)
     }
 
-    @Test(arguments: [false, true])
-    func dataParallelStepsMatchOneWorkerAndResumeIsExact(selfCondition: Bool) throws {
+    @Test(arguments: zip([false, true, false], [0, 0, 1]))
+    func dataParallelStepsMatchOneWorkerAndResumeIsExact(selfCondition: Bool, textLayers: Int) throws {
         let examples: [TokenizedExample] = (0..<6).map { (i: Int) -> TokenizedExample in
             let grid: [Int32] = (0..<6).map { (j: Int) -> Int32 in Int32((j + i) % 8) }
             return TokenizedExample(captions: [[Int32(i)], [Int32(i + 1), 2]], grid: grid)
@@ -221,9 +222,9 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         options.steps = 10
         options.warmupSteps = 1
         options.weightAverageDecay = 0.5
-        let single = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition), seed: 8), codeVectors: tinyCodeVectors,
+        let single = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition, textLayers: textLayers), seed: 8), codeVectors: tinyCodeVectors,
                                       options: options, workers: 1)
-        let split = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition), seed: 8), codeVectors: tinyCodeVectors,
+        let split = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition, textLayers: textLayers), seed: 8), codeVectors: tinyCodeVectors,
                                      options: options, workers: 2)
         single.measureStatistics(examples)
         split.measureStatistics(examples)
@@ -238,7 +239,7 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try single.saveCheckpoint(to: folder + "/checkpoint.safetensors", metadata: [:])
         let straight = (0..<2).map { _ in single.train(examples) }
-        let resumed = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition), seed: 99), codeVectors: tinyCodeVectors,
+        let resumed = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition, textLayers: textLayers), seed: 99), codeVectors: tinyCodeVectors,
                                        options: options, workers: 1)
         _ = try resumed.restoreCheckpoint(from: folder + "/checkpoint.safetensors")
         #expect((0..<2).map { _ in resumed.train(examples) } == straight)
@@ -293,5 +294,34 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         let conditioned = try JSONEncoder().encode(tinyDiffusionConfig(selfCondition: true))
         #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: conditioned) == tinyDiffusionConfig(selfCondition: true))
         #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: plain) == tinyDiffusionConfig())
+    }
+
+    /// The caption's own encoder: written to the config only when there is one; every other
+    /// starting value is drawn as without it; it changes what the prior predicts.
+    @Test func textEncoderKeepsTheRestOfThePrior() throws {
+        let plainText = String(decoding: try JSONEncoder().encode(tinyDiffusionConfig()), as: UTF8.self)
+        #expect(!plainText.contains("textLayers"))
+        let encoded = try JSONEncoder().encode(tinyDiffusionConfig(textLayers: 2))
+        #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: encoded) == tinyDiffusionConfig(textLayers: 2))
+
+        let plain = DiffusionPrior(config: tinyDiffusionConfig(), seed: 4)
+        let withEncoder = DiffusionPrior(config: tinyDiffusionConfig(textLayers: 1), seed: 4)
+        let names = Set(plain.parameters.entries.map(\.name))
+        let extra = withEncoder.parameters.entries.filter { !names.contains($0.name) }
+        #expect(!extra.isEmpty && extra.allSatisfy { $0.name.hasPrefix("diffusion.text_block0.") })
+        for (a, b) in zip(plain.parameters.entries, withEncoder.parameters.entries.filter { names.contains($0.name) }) {
+            #expect(a.name == b.name && a.tensor.values == b.tensor.values, "\(a.name)")
+        }
+        var weights = RandomGenerator(seed: 10)
+        for entry in withEncoder.parameters.entries { weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1) }
+        let noisy = Tensor(shape: [1, 6, 4], values: (0..<24).map { Float($0 % 5) / 5 })
+        func predict() -> [Float] {
+            let tape = Tape()
+            defer { tape.reset() }
+            return withEncoder.velocity(tape, noisy: noisy, timesteps: [40], text: withEncoder.textTokens([4, 5])).values
+        }
+        let before = predict()
+        for entry in extra { entry.tensor.data.update(repeating: 0.05, count: entry.tensor.count) }
+        #expect(predict() != before)
     }
 }
