@@ -357,16 +357,13 @@ public final class DiffusionPrior {
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
         var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
         let time = timeOutput(tape, tape.silu(timeInput(tape, Self.timeFeatures(timesteps))))  // (B, C)
-        // Row b averages item b's caption words (not its pads), as encoded when there is an encoder
-        // (then the pooled vector can tell which colour goes with which shape); an empty caption
-        // pools to zero.
+        // Row b averages item b's caption words (not its pads); an empty caption pools to zero.
         let averaging = Tensor(shape: [batch, batch * t])
         for b in 0..<batch {
             let own = (0..<t).filter { text[b * t + $0] < Int32(config.textVocabularySize) }
             for p in own { averaging.data[b * (batch * t) + b * t + p] = 1 / Float(own.count) }
         }
-        let pooled = textBlocks.isEmpty ? words : textPart
-        let caption = tape.matmul(averaging, tape.reshape(pooled, [batch * t, config.width]))  // (B, C)
+        let caption = tape.matmul(averaging, tape.reshape(words, [batch * t, config.width]))  // (B, C)
         let conditioning = tape.silu(tape.add(time, textPool(tape, captionNorm(tape, caption))))  // (B, C)
         for block in blocks { h = block(tape, h, conditioning: conditioning) }
         let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, n, C)
