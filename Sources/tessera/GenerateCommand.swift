@@ -319,7 +319,7 @@ struct Generate: ParsableCommand {
         }
         guard let prompts, let outDirectory else { return }
         let lines = try readPrompts(prompts)
-        for line in lines { _ = try loaded.textTokens(line) }  // every prompt checked before any picture is drawn
+        for line in lines { _ = try loaded.captionIds(line) }  // every prompt checked before any picture is drawn (it warns when drawn)
         try makeOutputDirectory(outDirectory)
         var manifest = ""
         var gallery: [Image] = []
