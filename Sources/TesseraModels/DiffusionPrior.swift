@@ -40,10 +40,16 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// Plain transformer blocks (full attention, no time conditioning) that read the caption on
     /// its own before it joins the latent positions; 0: the caption's embeddings join directly.
     public var textLayers: Int
+    /// Whether the caption's mean word embedding joins the timestep embedding in every block's
+    /// adaLN conditioning. That mean is a bag of words: "a red circle … and a blue square" and
+    /// "a blue circle … and a red square" pool alike, so off, the caption reaches the latents only
+    /// through attention, which can tell which colour goes with which shape.
+    public var pooledCaption: Bool
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
-                diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0) {
+                diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0,
+                pooledCaption: Bool = true) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -58,6 +64,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.patchSize = patchSize
         self.selfCondition = selfCondition
         self.textLayers = textLayers
+        self.pooledCaption = pooledCaption
     }
 
     /// Reads configs written before patches existed as p = 1, before self-conditioning or the text
@@ -78,14 +85,16 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 1
         selfCondition = try c.decodeIfPresent(Bool.self, forKey: .selfCondition) ?? false
         textLayers = try c.decodeIfPresent(Int.self, forKey: .textLayers) ?? 0
+        pooledCaption = try c.decodeIfPresent(Bool.self, forKey: .pooledCaption) ?? true
     }
 
     enum CodingKeys: String, CodingKey {
         case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
-             captionDropout, diffusionSteps, patchSize, selfCondition, textLayers
+             captionDropout, diffusionSteps, patchSize, selfCondition, textLayers, pooledCaption
     }
 
-    /// Writes `selfCondition` and `textLayers` only when set, so configs (and checkpoints, which a
+    /// Writes `selfCondition`, `textLayers` and `pooledCaption` only when they differ from the
+    /// first priors', so configs (and checkpoints, which a
     /// resume checks by their config's text) from before them read and compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -103,6 +112,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         try c.encode(patchSize, forKey: .patchSize)
         if selfCondition { try c.encode(selfCondition, forKey: .selfCondition) }
         if textLayers > 0 { try c.encode(textLayers, forKey: .textLayers) }
+        if !pooledCaption { try c.encode(pooledCaption, forKey: .pooledCaption) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -195,8 +205,8 @@ public final class DiffusionPrior {
     let timeInput: Linear
     let timeOutput: Linear
     /// The caption's mean word embedding, layer-normed (so it starts at the scale of the timestep
-    /// embedding, not 0.02's) → a vector added to the timestep embedding.
-    let textPool: Linear
+    /// embedding, not 0.02's) → a vector added to the timestep embedding; nil without `pooledCaption`.
+    let textPool: Linear?
     let captionNorm: PlainLayerNorm
     let blocks: [DiTBlock]
     /// The caption's own encoder (`textLayers` blocks; none by default).
@@ -239,7 +249,7 @@ public final class DiffusionPrior {
                              rng: &rng)
         timeInput = Linear(parameters, "diffusion.time.input", in: Self.timeFeatureWidth, out: c, rng: &rng)
         timeOutput = Linear(parameters, "diffusion.time.output", in: c, out: c, rng: &rng)
-        textPool = Linear(parameters, "diffusion.text_pool", in: c, out: c, rng: &rng)
+        textPool = config.pooledCaption ? Linear(parameters, "diffusion.text_pool", in: c, out: c, rng: &rng) : nil
         captionNorm = PlainLayerNorm(width: c)
         blocks = (0..<config.layers).map { i in
             DiTBlock(parameters, "diffusion.block\(i)", width: c, numHeads: config.numHeads, rng: &rng)
@@ -357,14 +367,18 @@ public final class DiffusionPrior {
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
         var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
         let time = timeOutput(tape, tape.silu(timeInput(tape, Self.timeFeatures(timesteps))))  // (B, C)
-        // Row b averages item b's caption words (not its pads); an empty caption pools to zero.
-        let averaging = Tensor(shape: [batch, batch * t])
-        for b in 0..<batch {
-            let own = (0..<t).filter { text[b * t + $0] < Int32(config.textVocabularySize) }
-            for p in own { averaging.data[b * (batch * t) + b * t + p] = 1 / Float(own.count) }
+        var conditioning = time  // (B, C)
+        if let textPool {
+            // Row b averages item b's caption words (not its pads); an empty caption pools to zero.
+            let averaging = Tensor(shape: [batch, batch * t])
+            for b in 0..<batch {
+                let own = (0..<t).filter { text[b * t + $0] < Int32(config.textVocabularySize) }
+                for p in own { averaging.data[b * (batch * t) + b * t + p] = 1 / Float(own.count) }
+            }
+            let caption = tape.matmul(averaging, tape.reshape(words, [batch * t, config.width]))  // (B, C)
+            conditioning = tape.add(time, textPool(tape, captionNorm(tape, caption)))
         }
-        let caption = tape.matmul(averaging, tape.reshape(words, [batch * t, config.width]))  // (B, C)
-        let conditioning = tape.silu(tape.add(time, textPool(tape, captionNorm(tape, caption))))  // (B, C)
+        conditioning = tape.silu(conditioning)
         for block in blocks { h = block(tape, h, conditioning: conditioning) }
         let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, n, C)
         let m = finalModulation(tape, conditioning)  // (B, 2C)

@@ -28,6 +28,9 @@ struct TrainDiffusion: ParsableCommand {
     @Option(name: .customLong("text-layers"),
             help: "Transformer blocks that read the caption on its own before it joins the latent positions.")
     var textLayers = 0
+    @Flag(name: .customLong("no-pooled-caption"),
+          help: "Leave the caption's mean word embedding out of the blocks' noise-level conditioning: the caption reaches the latents only through attention.")
+    var noPooledCaption = false
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -56,7 +59,8 @@ struct TrainDiffusion: ParsableCommand {
             textLength: a.textLength, textVocabularySize: setup.textVocabularySize, gridHeight: autoencoder.gridSize,
             gridWidth: autoencoder.gridSize, codebookSize: autoencoder.codebookSize, latentChannels: autoencoder.codeDimension,
             width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
-            patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers)
+            patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
+            pooledCaption: !noPooledCaption)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)

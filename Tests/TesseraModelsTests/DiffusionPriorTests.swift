@@ -7,10 +7,11 @@ import TesseraModels
 import TesseraTensor
 
 func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false,
-                         textLayers: Int = 0) -> DiffusionPriorConfig {
+                         textLayers: Int = 0, pooledCaption: Bool = true) -> DiffusionPriorConfig {
     DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
                          latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
-                         patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers)
+                         patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
+                         pooledCaption: pooledCaption)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -154,14 +155,16 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
 
     /// With p = 1 a position per code; with p = 2 the 2×4 grid is two positions of 2×2 codes;
     /// and a self-conditioned prior.
-    @Test(arguments: [(3, 1, false), (4, 2, false), (4, 2, true)])
-    func tinyDenoiserLearnsALatentPerCaption(gridWidth: Int, patchSize: Int, selfCondition: Bool) {
+    /// The last case leaves the pooled caption out: the caption reaches the latents through attention alone.
+    @Test(arguments: [(3, 1, false, true), (4, 2, false, true), (4, 2, true, true), (3, 1, false, false)])
+    func tinyDenoiserLearnsALatentPerCaption(gridWidth: Int, patchSize: Int, selfCondition: Bool, pooledCaption: Bool) {
         var options = PriorTrainingOptions()
         options.steps = selfCondition ? 800 : 400  // twice the inputs, the estimate in half the items
         options.batchSize = 8
         options.learningRate = 3e-3
         options.warmupSteps = 20
-        var config = tinyDiffusionConfig(gridWidth: gridWidth, patchSize: patchSize, selfCondition: selfCondition)
+        var config = tinyDiffusionConfig(gridWidth: gridWidth, patchSize: patchSize, selfCondition: selfCondition,
+                                         pooledCaption: pooledCaption)
         config.captionDropout = 0
         let prior = DiffusionPrior(config: config, seed: 5)
         let grids: [[Int32]] = [Array([0, 1, 2, 3, 4, 5, 6, 7].prefix(2 * gridWidth)), Array([7, 7, 6, 6, 5, 5, 4, 4].prefix(2 * gridWidth))]
@@ -323,5 +326,36 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         let before = predict()
         for entry in extra { entry.tensor.data.update(repeating: 0.05, count: entry.tensor.count) }
         #expect(predict() != before)
+    }
+
+    /// Without the pooled caption: the config says so (and only then), the prior has no pooling
+    /// weights, and what it predicts no longer moves with the caption's mean word embedding alone.
+    @Test func priorWithoutPooledCaptionHasNoPoolingPath() throws {
+        let plainText = String(decoding: try JSONEncoder().encode(tinyDiffusionConfig()), as: UTF8.self)
+        #expect(!plainText.contains("pooledCaption"))
+        let unpooled = tinyDiffusionConfig(pooledCaption: false)
+        let encoded = try JSONEncoder().encode(unpooled)
+        #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: encoded) == unpooled)
+        let pooled = DiffusionPrior(config: tinyDiffusionConfig(), seed: 4)
+        let prior = DiffusionPrior(config: unpooled, seed: 4)
+        #expect(pooled.parameters.entries.contains { $0.name.hasPrefix("diffusion.text_pool") })
+        #expect(!prior.parameters.entries.contains { $0.name.hasPrefix("diffusion.text_pool") })
+        // With attention switched off (zero output projections), the caption can reach the
+        // latents only through the pooled vector: the pooled prior's prediction moves with the
+        // caption, the unpooled one's does not.
+        let noisy = Tensor(shape: [1, 6, 4], values: (0..<24).map { Float($0 % 5) / 5 })
+        for (model, moves) in [(pooled, true), (prior, false)] {
+            var weights = RandomGenerator(seed: 10)
+            for entry in model.parameters.entries { weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1) }
+            for entry in model.parameters.entries where entry.name.contains(".attention.") && entry.name.contains("out") {
+                entry.tensor.data.update(repeating: 0, count: entry.tensor.count)
+            }
+            func predict(_ words: [Int32]) -> [Float] {
+                let tape = Tape()
+                defer { tape.reset() }
+                return model.velocity(tape, noisy: noisy, timesteps: [40], text: model.textTokens(words)).values
+            }
+            #expect((predict([4, 5]) != predict([6, 7])) == moves)
+        }
     }
 }
