@@ -45,11 +45,17 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// "a blue circle … and a red square" pool alike, so off, the caption reaches the latents only
     /// through attention, which can tell which colour goes with which shape.
     public var pooledCaption: Bool
+    /// Whether the caption's tokens are context only: every block updates the latent positions
+    /// and hands the caption's states on as they came in (from the text encoder, or the
+    /// embeddings). The blocks' adaLN gates are shared by all positions and tuned to the latents,
+    /// whose unit-scale grid positions dwarf the caption's 0.02-scale embeddings, so updated
+    /// alongside them the caption's tokens lose what they said after a block or two.
+    public var captionContext: Bool
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
                 diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0,
-                pooledCaption: Bool = true) {
+                pooledCaption: Bool = true, captionContext: Bool = false) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -65,6 +71,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.selfCondition = selfCondition
         self.textLayers = textLayers
         self.pooledCaption = pooledCaption
+        self.captionContext = captionContext
     }
 
     /// Reads configs written before patches existed as p = 1, before self-conditioning or the text
@@ -86,14 +93,16 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         selfCondition = try c.decodeIfPresent(Bool.self, forKey: .selfCondition) ?? false
         textLayers = try c.decodeIfPresent(Int.self, forKey: .textLayers) ?? 0
         pooledCaption = try c.decodeIfPresent(Bool.self, forKey: .pooledCaption) ?? true
+        captionContext = try c.decodeIfPresent(Bool.self, forKey: .captionContext) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
         case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
-             captionDropout, diffusionSteps, patchSize, selfCondition, textLayers, pooledCaption
+             captionDropout, diffusionSteps, patchSize, selfCondition, textLayers, pooledCaption,
+             captionContext
     }
 
-    /// Writes `selfCondition`, `textLayers` and `pooledCaption` only when they differ from the
+    /// Writes `selfCondition`, `textLayers`, `pooledCaption` and `captionContext` only when they differ from the
     /// first priors', so configs (and checkpoints, which a
     /// resume checks by their config's text) from before them read and compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
@@ -113,6 +122,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         if selfCondition { try c.encode(selfCondition, forKey: .selfCondition) }
         if textLayers > 0 { try c.encode(textLayers, forKey: .textLayers) }
         if !pooledCaption { try c.encode(pooledCaption, forKey: .pooledCaption) }
+        if captionContext { try c.encode(captionContext, forKey: .captionContext) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -379,7 +389,10 @@ public final class DiffusionPrior {
             conditioning = tape.add(time, textPool(tape, captionNorm(tape, caption)))
         }
         conditioning = tape.silu(conditioning)
-        for block in blocks { h = block(tape, h, conditioning: conditioning) }
+        for block in blocks {
+            h = block(tape, h, conditioning: conditioning)
+            if config.captionContext { h = tape.concatenate([textPart, tape.slice(h, axis: 1, t..<(t + n))], axis: 1) }
+        }
         let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, n, C)
         let m = finalModulation(tape, conditioning)  // (B, 2C)
         let c = config.width

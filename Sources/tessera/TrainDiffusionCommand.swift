@@ -31,6 +31,9 @@ struct TrainDiffusion: ParsableCommand {
     @Flag(name: .customLong("no-pooled-caption"),
           help: "Leave the caption's mean word embedding out of the blocks' noise-level conditioning: the caption reaches the latents only through attention.")
     var noPooledCaption = false
+    @Flag(name: .customLong("caption-context"),
+          help: "The caption's tokens are context only: the blocks update the latent positions and pass the caption's states on unchanged.")
+    var captionContext = false
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -60,7 +63,7 @@ struct TrainDiffusion: ParsableCommand {
             gridWidth: autoencoder.gridSize, codebookSize: autoencoder.codebookSize, latentChannels: autoencoder.codeDimension,
             width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
             patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
-            pooledCaption: !noPooledCaption)
+            pooledCaption: !noPooledCaption, captionContext: captionContext)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)

@@ -7,11 +7,12 @@ import TesseraModels
 import TesseraTensor
 
 func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false,
-                         textLayers: Int = 0, pooledCaption: Bool = true) -> DiffusionPriorConfig {
+                         textLayers: Int = 0, pooledCaption: Bool = true,
+                         captionContext: Bool = false) -> DiffusionPriorConfig {
     DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
                          latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
                          patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
-                         pooledCaption: pooledCaption)
+                         pooledCaption: pooledCaption, captionContext: captionContext)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -155,16 +156,19 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
 
     /// With p = 1 a position per code; with p = 2 the 2×4 grid is two positions of 2×2 codes;
     /// and a self-conditioned prior.
-    /// The last case leaves the pooled caption out: the caption reaches the latents through attention alone.
-    @Test(arguments: [(3, 1, false, true), (4, 2, false, true), (4, 2, true, true), (3, 1, false, false)])
-    func tinyDenoiserLearnsALatentPerCaption(gridWidth: Int, patchSize: Int, selfCondition: Bool, pooledCaption: Bool) {
+    /// The fourth case leaves the pooled caption out: the caption reaches the latents through
+    /// attention alone; the last keeps the caption's tokens as context that the blocks do not update.
+    @Test(arguments: [(3, 1, false, true, false), (4, 2, false, true, false), (4, 2, true, true, false),
+                      (3, 1, false, false, false), (3, 1, false, true, true)])
+    func tinyDenoiserLearnsALatentPerCaption(gridWidth: Int, patchSize: Int, selfCondition: Bool, pooledCaption: Bool,
+                                             captionContext: Bool) {
         var options = PriorTrainingOptions()
         options.steps = selfCondition ? 800 : 400  // twice the inputs, the estimate in half the items
         options.batchSize = 8
         options.learningRate = 3e-3
         options.warmupSteps = 20
         var config = tinyDiffusionConfig(gridWidth: gridWidth, patchSize: patchSize, selfCondition: selfCondition,
-                                         pooledCaption: pooledCaption)
+                                         pooledCaption: pooledCaption, captionContext: captionContext)
         config.captionDropout = 0
         let prior = DiffusionPrior(config: config, seed: 5)
         let grids: [[Int32]] = [Array([0, 1, 2, 3, 4, 5, 6, 7].prefix(2 * gridWidth)), Array([7, 7, 6, 6, 5, 5, 4, 4].prefix(2 * gridWidth))]
@@ -357,5 +361,24 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
             }
             #expect((predict([4, 5]) != predict([6, 7])) == moves)
         }
+    }
+
+    /// Caption as context: written to the config only when set; the same weights predict
+    /// differently with it, since later blocks then read the caption as it came in.
+    @Test func captionContextIsWrittenOnlyWhenSetAndChangesThePrediction() throws {
+        let plainText = String(decoding: try JSONEncoder().encode(tinyDiffusionConfig()), as: UTF8.self)
+        #expect(!plainText.contains("captionContext"))
+        let context = tinyDiffusionConfig(textLayers: 1, captionContext: true)
+        #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: try JSONEncoder().encode(context)) == context)
+        let noisy = Tensor(shape: [1, 6, 4], values: (0..<24).map { Float($0 % 5) / 5 })
+        let predictions = [false, true].map { captionContext -> [Float] in
+            let prior = DiffusionPrior(config: tinyDiffusionConfig(textLayers: 1, captionContext: captionContext), seed: 4)
+            var weights = RandomGenerator(seed: 10)
+            for entry in prior.parameters.entries { weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1) }
+            let tape = Tape()
+            defer { tape.reset() }
+            return prior.velocity(tape, noisy: noisy, timesteps: [40], text: prior.textTokens([4, 5])).values
+        }
+        #expect(predictions[0] != predictions[1])
     }
 }
