@@ -24,14 +24,15 @@ func figures(_ loaded: LoadedModel, prompts: [String], pictures: [Image], second
     func planar(_ images: [Image], side: Int) -> [[Float]] { images.map { planarPixels($0.resized(width: side, height: side)) } }
     if let scorer = loaded.scorer {
         // Distinct captions only: a copy of the true caption among the others could not be beaten.
+        // Each as the model reads it, so the scorer judges the prompt the prior was given.
         var captions: [String] = [], row: [String: Int] = [:]
-        for caption in (pool + prompts).map(normalizeCaption) where row[caption] == nil {
+        for caption in (pool + prompts).map({ loaded.caption($0) }) where row[caption] == nil {
             row[caption] = captions.count
             captions.append(caption)
         }
         let ids = captions.map { Array(loaded.tokenizer.encode($0).prefix(scorer.config.textLength).map { Int32($0) }) }
         input.scorer = (scorer.config.embedding, scorer.imageFeatures(planar(pictures, side: scorer.config.imageSize)),
-                        scorer.textFeatures(ids), prompts.map { row[normalizeCaption($0)]! })
+                        scorer.textFeatures(ids), prompts.map { row[loaded.caption($0)]! })
         input.referenceFeatures = reference.map { scorer.imageFeatures(planar($0, side: scorer.config.imageSize)) }
     }
     if let reference, !reference.isEmpty {

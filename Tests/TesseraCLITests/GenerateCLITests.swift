@@ -135,6 +135,20 @@ import TesseraTensor
         let article = try runTessera(["generate", "A red apple", "--rerank", "2", "--out", work + "/article.png"])
         #expect(article.status == 0 && article.stderr.contains("reading \"a red apple\" as \"red apple\""), "\(article.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: work + "/article.png")) == first)
+        // eval scores the prompt the model read: "A red apple" and "red apple" draw the same
+        // picture and get the same CLIP score.
+        var clipScores: [Double] = []
+        for (index, prompt) in ["A red apple", "red apple"].enumerated() {
+            let data = work + "/eval\(index)"
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: work + "/apple.png", toPath: data + "/apple.png")
+            try prompt.write(toFile: data + "/apple.txt", atomically: true, encoding: .utf8)
+            let evaluated = try runTessera(["eval", "--data", data, "--json", "--seed", "1"])
+            #expect(evaluated.status == 0, "\(evaluated.stderr)")
+            let figures = try JSONSerialization.jsonObject(with: Data(evaluated.stdout.utf8)) as? [String: Any]
+            clipScores.append(figures?["clip_score"] as? Double ?? -1)
+        }
+        #expect(clipScores[0] == clipScores[1] && clipScores[0] > 0, "\(clipScores)")
         let scene = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--out", work + "/scene.png"])
         #expect(scene.status == 0, "\(scene.stderr)")
         #expect(FileManager.default.fileExists(atPath: work + "/scene.png"))
