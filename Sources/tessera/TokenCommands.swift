@@ -13,11 +13,24 @@ struct ModelOption: ParsableArguments {
     var model = "emoji"
 
     /// The model folder: the path itself when it is a folder, else Samples/models/NAME found
-    /// from the working directory or from where the tool was built.
+    /// from the working directory or from where the tool was built. A bare name that is also a
+    /// folder here without a model.json (a dataset made with `--out emoji`, say) still means the
+    /// shipped model when there is one.
     func directory() throws -> String {
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue { return model }
+        let isFolder = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) && isDirectory.boolValue
+        let isModel = FileManager.default.fileExists(atPath: (model as NSString).appendingPathComponent("model.json"))
+        if isFolder && (isModel || model.contains("/")) { return model }
         guard !model.contains("/") else { throw TesseraError("no such model folder", path: model) }
+        if isFolder, let shipped = shippedModel() { return shipped }
+        if isFolder { return model }  // not a model: loading it says so, naming the folder
+        if let shipped = shippedModel() { return shipped }
+        throw TesseraError("no model called '\(model)': not a folder, and no Samples/models/\(model) beside the tool or here", path: nil)
+    }
+
+    /// Samples/models/NAME, searched upwards from the working directory and from the tool's own folder.
+    private func shippedModel() -> String? {
+        var isDirectory: ObjCBool = false
         let relative = "Samples/models/" + model
         var starts = [FileManager.default.currentDirectoryPath]
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -32,7 +45,7 @@ struct ModelOption: ParsableArguments {
                 folder.deleteLastPathComponent()
             }
         }
-        throw TesseraError("no model called '\(model)': not a folder, and no \(relative) beside the tool or here", path: nil)
+        return nil
     }
 
     func autoencoder() throws -> (Autoencoder, ModelManifest) {

@@ -20,10 +20,11 @@ struct RunResult {
     let stderr: String
 }
 
-func runTessera(_ arguments: [String], environment: [String: String?] = [:]) throws -> RunResult {
+func runTessera(_ arguments: [String], environment: [String: String?] = [:], directory: String? = nil) throws -> RunResult {
     let process = Process()
     process.executableURL = tesseraURL
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     for (key, value) in environment { env[key] = value }
     process.environment = env

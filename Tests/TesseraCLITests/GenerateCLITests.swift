@@ -149,6 +149,11 @@ import TesseraTensor
             clipScores.append(figures?["clip_score"] as? Double ?? -1)
         }
         #expect(clipScores[0] == clipScores[1] && clipScores[0] > 0, "\(clipScores)")
+        // A folder called emoji here that is not a model (a dataset, say) does not hide the shipped one.
+        try FileManager.default.createDirectory(atPath: work + "/emoji", withIntermediateDirectories: true)
+        let shadowed = try runTessera(["generate", "red apple", "--rerank", "2", "--out", "shadowed.png"], directory: work)
+        #expect(shadowed.status == 0, "\(shadowed.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: work + "/shadowed.png")) == first)
         let scene = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--out", work + "/scene.png"])
         #expect(scene.status == 0, "\(scene.stderr)")
         #expect(FileManager.default.fileExists(atPath: work + "/scene.png"))
