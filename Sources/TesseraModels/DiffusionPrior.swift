@@ -51,11 +51,16 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// whose unit-scale grid positions dwarf the caption's 0.02-scale embeddings, so updated
     /// alongside them the caption's tokens lose what they said after a block or two.
     public var captionContext: Bool
+    /// Whether the caption enters through cross-attention instead (PixArt-α, Chen et al. 2023):
+    /// the sequence holds only the latent positions, and each block, after its self-attention,
+    /// lets them attend to the caption's tokens (from the text encoder, or the embeddings)
+    /// through a layer norm of their own, ungated by the noise level.
+    public var crossAttention: Bool
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
                 diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0,
-                pooledCaption: Bool = true, captionContext: Bool = false) {
+                pooledCaption: Bool = true, captionContext: Bool = false, crossAttention: Bool = false) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -72,6 +77,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.textLayers = textLayers
         self.pooledCaption = pooledCaption
         self.captionContext = captionContext
+        self.crossAttention = crossAttention
     }
 
     /// Reads configs written before patches existed as p = 1, before self-conditioning or the text
@@ -94,15 +100,16 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         textLayers = try c.decodeIfPresent(Int.self, forKey: .textLayers) ?? 0
         pooledCaption = try c.decodeIfPresent(Bool.self, forKey: .pooledCaption) ?? true
         captionContext = try c.decodeIfPresent(Bool.self, forKey: .captionContext) ?? false
+        crossAttention = try c.decodeIfPresent(Bool.self, forKey: .crossAttention) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
         case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
              captionDropout, diffusionSteps, patchSize, selfCondition, textLayers, pooledCaption,
-             captionContext
+             captionContext, crossAttention
     }
 
-    /// Writes `selfCondition`, `textLayers`, `pooledCaption` and `captionContext` only when they differ from the
+    /// Writes `selfCondition`, `textLayers`, `pooledCaption`, `captionContext` and `crossAttention` only when they differ from the
     /// first priors', so configs (and checkpoints, which a
     /// resume checks by their config's text) from before them read and compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
@@ -123,6 +130,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         if textLayers > 0 { try c.encode(textLayers, forKey: .textLayers) }
         if !pooledCaption { try c.encode(pooledCaption, forKey: .pooledCaption) }
         if captionContext { try c.encode(captionContext, forKey: .captionContext) }
+        if crossAttention { try c.encode(crossAttention, forKey: .crossAttention) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -148,6 +156,9 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         }
         guard (0...1).contains(captionDropout), (1...100_000).contains(diffusionSteps) else {
             throw fail("caption dropout must be in [0, 1], diffusion steps 1…100,000")
+        }
+        guard !(crossAttention && captionContext) else {
+            throw fail("the caption is either context in the sequence or reached by cross-attention, not both")
         }
         guard (1...8).contains(patchSize), gridHeight % patchSize == 0, gridWidth % patchSize == 0 else {
             throw fail("patch size \(patchSize) must be 1…8 and divide the grid \(gridHeight)×\(gridWidth)")
@@ -177,23 +188,35 @@ struct DiTBlock {
     let attention: MultiHeadAttention
     let expand: Linear
     let project: Linear
+    /// With cross-attention: its query norm and the attention to the caption's tokens.
+    let crossNorm: LayerNorm?
+    let crossAttention: MultiHeadAttention?
     let width: Int
 
-    init(_ parameters: ParameterStore, _ name: String, width: Int, numHeads: Int, rng: inout RandomGenerator) {
+    init(_ parameters: ParameterStore, _ name: String, width: Int, numHeads: Int, crossAttention: Bool = false,
+         rng: inout RandomGenerator) {
         self.width = width
         norm = PlainLayerNorm(width: width)
         modulation = Linear(parameters, name + ".modulation", in: width, out: 6 * width, std: 0, rng: &rng)
         attention = MultiHeadAttention(name + ".attention", width: width, numHeads: numHeads, parameters: parameters, rng: &rng)
         expand = Linear(parameters, name + ".mlp.expand", in: width, out: 4 * width, rng: &rng)
         project = Linear(parameters, name + ".mlp.project", in: 4 * width, out: width, rng: &rng)
+        crossNorm = crossAttention ? LayerNorm(parameters, name + ".cross_norm", width: width, rng: &rng) : nil
+        self.crossAttention = crossAttention
+            ? MultiHeadAttention(name + ".cross_attention", width: width, numHeads: numHeads, parameters: parameters, rng: &rng)
+            : nil
     }
 
-    /// x (B, T, C), conditioning (B, C) already through SiLU → (B, T, C).
-    func callAsFunction(_ tape: Tape, _ x: Tensor, conditioning: Tensor) -> Tensor {
+    /// x (B, T, C), conditioning (B, C) already through SiLU, and with cross-attention the
+    /// caption's tokens (B, Ttext, C) → (B, T, C).
+    func callAsFunction(_ tape: Tape, _ x: Tensor, conditioning: Tensor, caption: Tensor? = nil) -> Tensor {
         let m = modulation(tape, conditioning)  // (B, 6C)
         func part(_ i: Int) -> Tensor { tape.slice(m, axis: 1, i * width..<(i + 1) * width) }  // (B, C)
         let attended = attention(tape, tape.modulate(norm(tape, x), shift: part(0), scale: part(1)), mask: .full)  // (B, T, C)
-        let h = tape.add(x, tape.gate(attended, by: part(2)))  // (B, T, C)
+        var h = tape.add(x, tape.gate(attended, by: part(2)))  // (B, T, C)
+        if let crossAttention, let crossNorm, let caption {
+            h = tape.add(h, crossAttention(tape, crossNorm(tape, h), context: caption, mask: .full))  // (B, T, C)
+        }
         let inner = tape.gelu(expand(tape, tape.modulate(norm(tape, h), shift: part(3), scale: part(4))))  // (B, T, 4C)
         return tape.add(h, tape.gate(project(tape, inner), by: part(5)))
     }
@@ -262,7 +285,8 @@ public final class DiffusionPrior {
         textPool = config.pooledCaption ? Linear(parameters, "diffusion.text_pool", in: c, out: c, rng: &rng) : nil
         captionNorm = PlainLayerNorm(width: c)
         blocks = (0..<config.layers).map { i in
-            DiTBlock(parameters, "diffusion.block\(i)", width: c, numHeads: config.numHeads, rng: &rng)
+            DiTBlock(parameters, "diffusion.block\(i)", width: c, numHeads: config.numHeads,
+                     crossAttention: config.crossAttention, rng: &rng)
         }
         finalNorm = PlainLayerNorm(width: c)
         finalModulation = Linear(parameters, "diffusion.final_modulation", in: c, out: 2 * c, std: 0, rng: &rng)
@@ -375,7 +399,9 @@ public final class DiffusionPrior {
         var latentPart = tape.add(latentInput(tape, config.selfCondition ? withEstimate(noisy, estimate) : noisy),
                                   tape.embedding(positionEmbedding, ids: rows, idShape: [batch, n]))  // (B, n, C)
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
-        var h = tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
+        // The sequence: the caption's tokens and the latent positions, or with cross-attention the latents alone.
+        var h = config.crossAttention ? latentPart : tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
+        let offset = config.crossAttention ? 0 : t  // where the latent positions start
         let time = timeOutput(tape, tape.silu(timeInput(tape, Self.timeFeatures(timesteps))))  // (B, C)
         var conditioning = time  // (B, C)
         if let textPool {
@@ -390,10 +416,10 @@ public final class DiffusionPrior {
         }
         conditioning = tape.silu(conditioning)
         for block in blocks {
-            h = block(tape, h, conditioning: conditioning)
+            h = block(tape, h, conditioning: conditioning, caption: config.crossAttention ? textPart : nil)
             if config.captionContext { h = tape.concatenate([textPart, tape.slice(h, axis: 1, t..<(t + n))], axis: 1) }
         }
-        let latentHidden = tape.slice(h, axis: 1, t..<(t + n))  // (B, n, C)
+        let latentHidden = offset == 0 ? h : tape.slice(h, axis: 1, offset..<(offset + n))  // (B, n, C)
         let m = finalModulation(tape, conditioning)  // (B, 2C)
         let c = config.width
         let modulated = tape.modulate(finalNorm(tape, latentHidden), shift: tape.slice(m, axis: 1, 0..<c),

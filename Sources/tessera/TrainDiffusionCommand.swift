@@ -34,6 +34,9 @@ struct TrainDiffusion: ParsableCommand {
     @Flag(name: .customLong("caption-context"),
           help: "The caption's tokens are context only: the blocks update the latent positions and pass the caption's states on unchanged.")
     var captionContext = false
+    @Flag(name: .customLong("cross-attention"),
+          help: "The caption enters through cross-attention in every block (PixArt-α) instead of sharing the latents' sequence.")
+    var crossAttention = false
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -63,7 +66,8 @@ struct TrainDiffusion: ParsableCommand {
             gridWidth: autoencoder.gridSize, codebookSize: autoencoder.codebookSize, latentChannels: autoencoder.codeDimension,
             width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
             patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
-            pooledCaption: !noPooledCaption, captionContext: captionContext)
+            pooledCaption: !noPooledCaption, captionContext: captionContext,
+            crossAttention: crossAttention)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)

@@ -8,11 +8,11 @@ import TesseraTensor
 
 func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false,
                          textLayers: Int = 0, pooledCaption: Bool = true,
-                         captionContext: Bool = false) -> DiffusionPriorConfig {
+                         captionContext: Bool = false, crossAttention: Bool = false) -> DiffusionPriorConfig {
     DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
                          latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
                          patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
-                         pooledCaption: pooledCaption, captionContext: captionContext)
+                         pooledCaption: pooledCaption, captionContext: captionContext, crossAttention: crossAttention)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -157,18 +157,20 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
     /// With p = 1 a position per code; with p = 2 the 2×4 grid is two positions of 2×2 codes;
     /// and a self-conditioned prior.
     /// The fourth case leaves the pooled caption out: the caption reaches the latents through
-    /// attention alone; the last keeps the caption's tokens as context that the blocks do not update.
-    @Test(arguments: [(3, 1, false, true, false), (4, 2, false, true, false), (4, 2, true, true, false),
-                      (3, 1, false, false, false), (3, 1, false, true, true)])
+    /// attention alone; the fifth keeps the caption's tokens as context that the blocks do not
+    /// update; the last reaches the caption by cross-attention alone.
+    @Test(arguments: [(3, 1, false, true, false, false), (4, 2, false, true, false, false), (4, 2, true, true, false, false),
+                      (3, 1, false, false, false, false), (3, 1, false, true, true, false), (4, 2, false, false, false, true)])
     func tinyDenoiserLearnsALatentPerCaption(gridWidth: Int, patchSize: Int, selfCondition: Bool, pooledCaption: Bool,
-                                             captionContext: Bool) {
+                                             captionContext: Bool, crossAttention: Bool) {
         var options = PriorTrainingOptions()
         options.steps = selfCondition ? 800 : 400  // twice the inputs, the estimate in half the items
         options.batchSize = 8
         options.learningRate = 3e-3
         options.warmupSteps = 20
         var config = tinyDiffusionConfig(gridWidth: gridWidth, patchSize: patchSize, selfCondition: selfCondition,
-                                         pooledCaption: pooledCaption, captionContext: captionContext)
+                                         pooledCaption: pooledCaption, captionContext: captionContext,
+                                         crossAttention: crossAttention)
         config.captionDropout = 0
         let prior = DiffusionPrior(config: config, seed: 5)
         let grids: [[Int32]] = [Array([0, 1, 2, 3, 4, 5, 6, 7].prefix(2 * gridWidth)), Array([7, 7, 6, 6, 5, 5, 4, 4].prefix(2 * gridWidth))]
@@ -380,5 +382,21 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
             return prior.velocity(tape, noisy: noisy, timesteps: [40], text: prior.textTokens([4, 5])).values
         }
         #expect(predictions[0] != predictions[1])
+    }
+
+    /// Cross-attention: written only when set, refused beside caption-as-context, and its
+    /// weights are the only new ones.
+    @Test func crossAttentionAddsOnlyItsOwnWeights() throws {
+        let plainText = String(decoding: try JSONEncoder().encode(tinyDiffusionConfig()), as: UTF8.self)
+        #expect(!plainText.contains("crossAttention"))
+        let cross = tinyDiffusionConfig(crossAttention: true)
+        #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: try JSONEncoder().encode(cross)) == cross)
+        #expect(throws: TesseraError.self) { try tinyDiffusionConfig(captionContext: true, crossAttention: true).validate() }
+        let plain = DiffusionPrior(config: tinyDiffusionConfig(), seed: 4)
+        let withCross = DiffusionPrior(config: cross, seed: 4)
+        let names = Set(plain.parameters.entries.map(\.name))
+        let extra = withCross.parameters.entries.filter { !names.contains($0.name) }
+        #expect(!extra.isEmpty && extra.allSatisfy { $0.name.contains(".cross_") })
+        #expect(withCross.parameters.entries.count - extra.count == plain.parameters.entries.count)
     }
 }
