@@ -399,4 +399,31 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(!extra.isEmpty && extra.allSatisfy { $0.name.contains(".cross_") })
         #expect(withCross.parameters.entries.count - extra.count == plain.parameters.entries.count)
     }
+
+    /// Two captions of the same words in another order ask for different grids: the pooled
+    /// caption (a bag of words) cannot tell them apart, attention to the caption's tokens can.
+    @Test(arguments: [(false, false), (true, false), (false, true)])
+    func wordOrderReachesTheLatentsThroughAttention(pooledCaption: Bool, crossAttention: Bool) {
+        var options = PriorTrainingOptions()
+        options.steps = 600
+        options.batchSize = 8
+        options.learningRate = 3e-3
+        options.warmupSteps = 20
+        var config = tinyDiffusionConfig(pooledCaption: pooledCaption, crossAttention: crossAttention)
+        config.captionDropout = 0
+        let prior = DiffusionPrior(config: config, seed: 5)
+        let grids: [[Int32]] = [[0, 1, 2, 3, 4, 5], [7, 7, 6, 6, 5, 5]]
+        let examples = [TokenizedExample(captions: [[1, 2]], grid: grids[0]), TokenizedExample(captions: [[2, 1]], grid: grids[1])]
+        let trainer = DiffusionTrainer(prior: prior, codeVectors: tinyCodeVectors, options: options, workers: 1)
+        trainer.measureStatistics(examples)
+        for _ in 0..<options.steps { _ = trainer.train(examples) }
+        let (last, uncaptioned) = (trainer.validationLoss(examples), trainer.validationLoss(examples, captions: false))
+        #expect(last < uncaptioned / 2, "validation v error \(last), \(uncaptioned) with the captions dropped")
+        let text = prior.textTokens([1, 2]) + prior.textTokens([2, 1])
+        var rng = RandomGenerator(seed: 6)
+        let latents = prior.sample(text: text, options: DiffusionSamplingOptions(steps: 25), rng: &rng)
+        let drawn = snapToCodes(prior.denormalize(latents), codeVectors: tinyCodeVectors, dimension: 4)
+        let right = zip(drawn, grids.flatMap { $0 }).filter { $0 == $1 }.count
+        #expect(right >= 10, "drew \(drawn)")
+    }
 }
