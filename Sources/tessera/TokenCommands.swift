@@ -22,9 +22,8 @@ struct ModelOption: ParsableArguments {
         let isModel = FileManager.default.fileExists(atPath: (model as NSString).appendingPathComponent("model.json"))
         if isFolder && (isModel || model.contains("/")) { return model }
         guard !model.contains("/") else { throw TesseraError("no such model folder", path: model) }
-        if isFolder, let shipped = shippedModel() { return shipped }
-        if isFolder { return model }  // not a model: loading it says so, naming the folder
         if let shipped = shippedModel() { return shipped }
+        if isFolder { return model }  // not a model: loading it says so, naming the folder
         throw TesseraError("no model called '\(model)': not a folder, and no Samples/models/\(model) beside the tool or here", path: nil)
     }
 

@@ -353,7 +353,7 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         for (model, moves) in [(pooled, true), (prior, false)] {
             var weights = RandomGenerator(seed: 10)
             for entry in model.parameters.entries { weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1) }
-            for entry in model.parameters.entries where entry.name.contains(".attention.") && entry.name.contains("out") {
+            for entry in model.parameters.entries where entry.name.contains(".attention.output.") {
                 entry.tensor.data.update(repeating: 0, count: entry.tensor.count)
             }
             func predict(_ words: [Int32]) -> [Float] {
