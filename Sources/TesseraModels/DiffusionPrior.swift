@@ -476,8 +476,10 @@ public final class DiffusionPrior {
     /// with `noise` to `timesteps`. A self-conditioned prior first predicts the clean latents of
     /// the items flagged in `selfConditioned` (a pass whose gradient is not taken, as Chen et al.
     /// train) and sees that estimate in the pass that is scored; the other items see zeros.
+    /// With `weights` (one per latent value, same layout as `clean`) the error is the weighted
+    /// mean Σ w·e² / Σ w.
     public func loss(_ tape: Tape, clean: [Float], noise: [Float], timesteps: [Int], text: [Int32],
-                     selfConditioned: [Bool] = []) -> Tensor {
+                     selfConditioned: [Bool] = [], weights: [Float]? = nil) -> Tensor {
         let (size, batch) = (config.imageLength * config.latentChannels, timesteps.count)
         precondition(clean.count == batch * size && noise.count == clean.count,
                      "DiffusionPrior.loss: \(clean.count) latent values for \(batch) items")
@@ -509,6 +511,10 @@ public final class DiffusionPrior {
         }
         let predicted = velocity(tape, noisy: Tensor(shape: shape, values: noisy), estimate: estimate, timesteps: timesteps, text: text)
         let error = tape.sub(predicted, Tensor(shape: shape, values: target))  // (B, n, p²·D)
-        return tape.mean(tape.mul(error, error))
+        guard let weights else { return tape.mean(tape.mul(error, error)) }
+        precondition(weights.count == clean.count, "DiffusionPrior.loss: \(weights.count) weights for \(clean.count) latent values")
+        let squared = tape.mul(error, error)
+        let total = weights.reduce(0, +)
+        return tape.scale(tape.sum(tape.mul(squared, Tensor(shape: shape, values: patchify(weights)))), by: 1 / max(total, .leastNormalMagnitude))
     }
 }

@@ -45,6 +45,17 @@ public final class DiffusionTrainer {
         return grid.flatMap { codeVectors[Int($0) * d..<(Int($0) + 1) * d] }
     }
 
+    /// The v error's weight of each of a grid's latent values, (h·w, D) like `latent(of:)`:
+    /// `objectWeight` where the code is not the grid's most frequent one (the smallest id among
+    /// equals), 1 where it is.
+    public func positionWeights(of grid: [Int32]) -> [Float] {
+        var counts = [Int32: Int]()
+        for code in grid { counts[code, default: 0] += 1 }
+        let background = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
+        let d = prior.config.latentChannels
+        return grid.flatMap { [Float](repeating: $0 == background ? 1 : options.objectWeight, count: d) }
+    }
+
     /// Sets the prior's latent statistics from the examples' grids (before the first step).
     public func measureStatistics(_ examples: [TokenizedExample]) {
         prior.setStatistics(from: examples.flatMap { latent(of: $0.grid) })
@@ -54,10 +65,12 @@ public final class DiffusionTrainer {
     public func train(_ examples: [TokenizedExample]) -> Float {
         let size = options.batchSize, (n, d) = (prior.config.imageLength, prior.config.latentChannels)
         var text: [Int32] = [], clean: [Float] = [], timesteps: [Int] = [], selfConditioned: [Bool] = []
+        var weights: [Float] = []
         for _ in 0..<size {
             let example = examples[rng.int(below: examples.count)]
             text += prior.textTokens(options.drawCaption(from: example.captions, dropout: prior.config.captionDropout, rng: &rng))
             clean += prior.normalize(latent(of: example.grid))
+            if options.objectWeight != 1 { weights += positionWeights(of: example.grid) }
             timesteps.append(options.drawTimestep(steps: prior.config.diffusionSteps, rng: &rng))
             // Half the items see their own estimate, as Chen et al. train (drawn only then, so a
             // prior without self-conditioning draws the batches it always drew).
@@ -73,7 +86,8 @@ public final class DiffusionTrainer {
                 let loss = workers[w].loss(tape, clean: Array(clean[values]), noise: Array(noise[values]),
                                            timesteps: Array(timesteps[share]),
                                            text: Array(text[share.lowerBound * t..<share.upperBound * t]),
-                                           selfConditioned: selfConditioned.isEmpty ? [] : Array(selfConditioned[share]))
+                                           selfConditioned: selfConditioned.isEmpty ? [] : Array(selfConditioned[share]),
+                                           weights: weights.isEmpty ? nil : Array(weights[values]))
                 losses[w] = loss.item * Float(share.count) / Float(size)
                 return loss
             }

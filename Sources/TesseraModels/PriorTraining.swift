@@ -20,6 +20,11 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
     /// beside them and saved as the prior (Polyak averaging; DiT samples from such an average).
     /// 0 keeps none.
     public var weightAverageDecay: Float = 0
+    /// Diffusion prior only: the weight, in the v error, of a latent position whose code is not
+    /// its grid's most frequent one (the background, in Shapes and emoji); the others weigh 1
+    /// and the error is divided by the weights' sum. Objects cover a few of a grid's positions,
+    /// so unweighted they earn little of the gradient; 1 weighs all positions alike.
+    public var objectWeight: Float = 1
 
     public init() {}
 
@@ -35,6 +40,7 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
         firstCaptionRate = try c.decodeIfPresent(Float.self, forKey: .firstCaptionRate) ?? defaults.firstCaptionRate
         timestepShift = try c.decodeIfPresent(Float.self, forKey: .timestepShift) ?? defaults.timestepShift
         weightAverageDecay = try c.decodeIfPresent(Float.self, forKey: .weightAverageDecay) ?? defaults.weightAverageDecay
+        objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight) ?? defaults.objectWeight
     }
 
     /// A training noise level in 1…T: uniform when `timestepShift` is 1, otherwise shifted.

@@ -22,6 +22,9 @@ struct TrainDiffusion: ParsableCommand {
     @Option(name: .customLong("ema-decay"),
             help: "d of the moving average of the weights that validation and the saved prior use; 0 keeps none (default 0.999; with --resume, the saved value unless given).")
     var emaDecay: Float?
+    @Option(name: .customLong("object-weight"),
+            help: "Weight in the loss of the latent positions whose code is not the grid's most frequent one (its background); 1 weighs all alike (default 1; with --resume, the saved value unless given).")
+    var objectWeight: Float?
     @Flag(name: .customLong("self-condition"),
           help: "Self-conditioning: the denoiser also sees its previous prediction of the clean latent (half the training items, every sampling step after the first).")
     var selfCondition = false
@@ -44,6 +47,7 @@ struct TrainDiffusion: ParsableCommand {
         guard (1...8).contains(patchSize) else { throw ValidationError("--patch-size must be 1…8") }
         guard (timestepShift ?? 1) > 0, (timestepShift ?? 1) <= 100 else { throw ValidationError("--timestep-shift must be in (0, 100]") }
         guard (0..<1).contains(emaDecay ?? 0) else { throw ValidationError("--ema-decay must be in [0, 1)") }
+        guard (0.01...1000).contains(objectWeight ?? 1) else { throw ValidationError("--object-weight must be in [0.01, 1000]") }
     }
 
     func run() throws {
@@ -52,12 +56,14 @@ struct TrainDiffusion: ParsableCommand {
         var options = a.options, textLength = a.textLength
         options.timestepShift = timestepShift ?? 1
         options.weightAverageDecay = emaDecay ?? 0.999
+        options.objectWeight = objectWeight ?? 1
         var saved: DiffusionPriorConfig?
         if a.resume {
             (saved, options) = try a.savedSettings(DiffusionPriorConfig.self, part: "diffusion", checkpoint: checkpointPath)
             textLength = saved!.textLength
             if let timestepShift { options.timestepShift = timestepShift }
             if let emaDecay { options.weightAverageDecay = emaDecay }
+            if let objectWeight { options.objectWeight = objectWeight }
         }
         let setup = try a.setup(textLength: textLength)
         let autoencoder = setup.autoencoder.config

@@ -295,6 +295,45 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(trainer.withAveragedWeights { plain.validationLoss(examples) } == averagedError)
     }
 
+    /// `objectWeight` weighs the positions whose code is not the grid's most frequent (ties go
+    /// to the smallest id); the loss is then Σ w·e² / Σ w — for an untrained prior, which
+    /// predicts v = 0, the weighted mean of the target's squares.
+    @Test func objectWeightingWeighsThePositionsOffTheBackground() {
+        var options = PriorTrainingOptions()
+        options.objectWeight = 3
+        let prior = DiffusionPrior(config: tinyDiffusionConfig(), seed: 3)
+        let trainer = DiffusionTrainer(prior: prior, codeVectors: tinyCodeVectors, options: options, workers: 1)
+        func perPosition(_ w: [Float]) -> [Float] { w.flatMap { [Float](repeating: $0, count: 4) } }
+        #expect(trainer.positionWeights(of: [5, 5, 7, 5, 5, 2]) == perPosition([1, 1, 3, 1, 1, 3]))
+        #expect(trainer.positionWeights(of: [4, 4, 2, 2, 3, 6]) == perPosition([3, 3, 1, 1, 3, 3]))
+
+        var rng = RandomGenerator(seed: 21)
+        let clean = (0..<24).map { _ in rng.normal() }, noise = (0..<24).map { _ in rng.normal() }
+        let weights = trainer.positionWeights(of: [5, 5, 7, 5, 5, 2])
+        func loss(_ weights: [Float]?) -> Float {
+            let tape = Tape()
+            defer { tape.reset() }
+            return prior.loss(tape, clean: clean, noise: noise, timesteps: [40], text: prior.textTokens([1]), weights: weights).item
+        }
+        let target = prior.schedule.velocity(clean: clean, noise: noise, at: 40)
+        let squares = target.map { $0 * $0 }
+        let plain = squares.reduce(0, +) / 24
+        let weighted = zip(squares, weights).map { $0 * $1 }.reduce(0, +) / weights.reduce(0, +)
+        #expect(abs(loss(nil) - plain) < 1e-5 && abs(loss([Float](repeating: 2, count: 24)) - plain) < 1e-5)
+        #expect(abs(loss(weights) - weighted) < 1e-5 && abs(weighted - plain) > 1e-3)
+        // A trainer that weighs nothing differently draws the batches it always drew.
+        let examples = [TokenizedExample(captions: [[1]], grid: [5, 5, 7, 5, 5, 2])]
+        var plainOptions = PriorTrainingOptions()
+        plainOptions.batchSize = 2
+        options.batchSize = 2
+        let (a, b) = (DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 3), codeVectors: tinyCodeVectors, options: plainOptions, workers: 1),
+                      DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 3), codeVectors: tinyCodeVectors, options: options, workers: 1))
+        a.measureStatistics(examples)
+        b.measureStatistics(examples)
+        #expect(a.train(examples) != b.train(examples))
+        #expect(a.rng == b.rng)
+    }
+
     /// A config without self-conditioning writes no such key, so its text (which a resume
     /// compares) is what it was before the option existed; one with it reads back with it.
     @Test func selfConditioningIsWrittenOnlyWhenSet() throws {
