@@ -45,15 +45,13 @@ public final class DiffusionTrainer {
         return grid.flatMap { codeVectors[Int($0) * d..<(Int($0) + 1) * d] }
     }
 
-    /// The v error's weight of each of a grid's latent values, (h·w, D) like `latent(of:)`:
-    /// `objectWeight` where the code is not the grid's most frequent one (the smallest id among
-    /// equals), 1 where it is.
-    public func positionWeights(of grid: [Int32]) -> [Float] {
-        var counts = [Int32: Int]()
-        for code in grid { counts[code, default: 0] += 1 }
-        let background = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
+    /// The v error's weight of each of an example's latent values, (h·w, D) like `latent(of:)`:
+    /// `objectWeight` at its foreground positions, 1 elsewhere (everywhere, when its foreground
+    /// is not known).
+    public func positionWeights(of example: TokenizedExample) -> [Float] {
         let d = prior.config.latentChannels
-        return grid.flatMap { [Float](repeating: $0 == background ? 1 : options.objectWeight, count: d) }
+        guard let foreground = example.foreground else { return [Float](repeating: 1, count: example.grid.count * d) }
+        return foreground.flatMap { [Float](repeating: $0 ? options.objectWeight : 1, count: d) }
     }
 
     /// Sets the prior's latent statistics from the examples' grids (before the first step).
@@ -70,7 +68,7 @@ public final class DiffusionTrainer {
             let example = examples[rng.int(below: examples.count)]
             text += prior.textTokens(options.drawCaption(from: example.captions, dropout: prior.config.captionDropout, rng: &rng))
             clean += prior.normalize(latent(of: example.grid))
-            if options.objectWeight != 1 { weights += positionWeights(of: example.grid) }
+            if options.objectWeight != 1 { weights += positionWeights(of: example) }
             timesteps.append(options.drawTimestep(steps: prior.config.diffusionSteps, rng: &rng))
             // Half the items see their own estimate, as Chen et al. train (drawn only then, so a
             // prior without self-conditioning draws the batches it always drew).

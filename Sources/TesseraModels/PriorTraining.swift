@@ -20,8 +20,8 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
     /// beside them and saved as the prior (Polyak averaging; DiT samples from such an average).
     /// 0 keeps none.
     public var weightAverageDecay: Float = 0
-    /// Diffusion prior only: the weight, in the v error, of a latent position whose code is not
-    /// its grid's most frequent one (the background, in Shapes and emoji); the others weigh 1
+    /// Diffusion prior only: the weight, in the v error, of a latent position on or next to
+    /// something besides the background (`TokenizedExample.foreground`); the others weigh 1
     /// and the error is divided by the weights' sum. Objects cover a few of a grid's positions,
     /// so unweighted they earn little of the gradient; 1 weighs all positions alike.
     public var objectWeight: Float = 1
@@ -59,14 +59,44 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
     }
 }
 
-/// One training example: a picture's token grid and the BPE ids of each of its captions.
+/// One training example: a picture's token grid, the BPE ids of each of its captions and,
+/// when known, which grid positions show something other than the background
+/// (`foregroundPositions`).
 public struct TokenizedExample: Sendable {
     public var captions: [[Int32]]
     public var grid: [Int32]
+    public var foreground: [Bool]?
 
-    public init(captions: [[Int32]], grid: [Int32]) {
+    public init(captions: [[Int32]], grid: [Int32], foreground: [Bool]? = nil) {
         self.captions = captions
         self.grid = grid
+        self.foreground = foreground
+    }
+}
+
+/// Which positions of a picture's `grid`×`grid` token grid show something besides the
+/// background, from its (3, size, size) pixels in [−1, 1]. The background is the most frequent
+/// colour of the border pixels; a pixel differing from it by more than `tolerance` in some
+/// channel is foreground; a position is foreground when its own patch or a neighbouring one
+/// holds such a pixel (a code sees past its own patch).
+public func foregroundPositions(planar: [Float], size: Int, grid: Int, tolerance: Float = 0.1) -> [Bool] {
+    precondition(planar.count == 3 * size * size && grid > 0 && size % grid == 0,
+                 "foregroundPositions: \(planar.count) values for a \(size)-pixel picture and a \(grid)-wide grid")
+    let plane = size * size, patch = size / grid
+    func colour(_ p: Int) -> [Float] { (0..<3).map { planar[$0 * plane + p] } }
+    let border = (0..<size).flatMap { (i: Int) -> [Int] in [i, (size - 1) * size + i, i * size, i * size + size - 1] }
+    var counts: [[Float]: Int] = [:]
+    for p in border { counts[colour(p), default: 0] += 1 }
+    let background = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key.lexicographicallyPrecedes($1.key)) }!.key
+    var marked = [Bool](repeating: false, count: grid * grid)
+    for p in 0..<plane where (0..<3).contains(where: { abs(planar[$0 * plane + p] - background[$0]) > tolerance }) {
+        marked[(p / size / patch) * grid + (p % size) / patch] = true
+    }
+    return (0..<grid * grid).map { position in
+        let (row, column) = (position / grid, position % grid)
+        return (max(0, row - 1)...min(grid - 1, row + 1)).contains { r in
+            (max(0, column - 1)...min(grid - 1, column + 1)).contains { marked[r * grid + $0] }
+        }
     }
 }
 

@@ -191,9 +191,9 @@ func priorTokenizer(_ option: String?, modelDirectory: String, manifest: ModelMa
     return (try BPETokenizer(directory: folder), named)
 }
 
-/// Every picture of a dataset folder as (captions' BPE ids, token grid), the grids computed
-/// with the autoencoder once and cached in `cacheFolder` under a key of the dataset's names and
-/// the autoencoder's weights.
+/// Every picture of a dataset folder as (captions' BPE ids, token grid, foreground positions),
+/// the grids computed with the autoencoder once and cached with the foreground in
+/// `cacheFolder` under a key of the dataset's names and the autoencoder's weights.
 func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETokenizer, textLength: Int,
                        cacheFolder: String) throws -> [TokenizedExample] {
     let dataset = try FolderDataset(directory: directory)
@@ -201,17 +201,25 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
     for item in dataset.items { key.add(item.name) }
     for entry in autoencoder.parameters.entries.prefix(4) { key.add(entry.tensor.values.prefix(64).map(\.bitPattern).description) }
     let cachePath = (cacheFolder as NSString).appendingPathComponent("ar-tokens-\(String(key.value, radix: 16)).safetensors")
-    let n = autoencoder.config.gridSize * autoencoder.config.gridSize
-    var grids: [Int32]
-    if let file = try? SafetensorsFile(path: cachePath), let cached = try? file.integers("grids"), cached.count == dataset.items.count * n {
-        grids = cached.map { Int32($0) }
-    } else {
-        grids = []
-        let size = autoencoder.config.imageSize, chunk = 64
+    let (n, grid, size) = (autoencoder.config.gridSize * autoencoder.config.gridSize, autoencoder.config.gridSize,
+                           autoencoder.config.imageSize)
+    let cached = try? SafetensorsFile(path: cachePath)
+    func stored(_ name: String) -> [Int64] {
+        guard let cached, let values = try? cached.integers(name) else { return [] }
+        return values
+    }
+    var grids = stored("grids").map { Int32($0) }, foreground = stored("foreground").map { $0 != 0 }
+    if grids.count != dataset.items.count * n || foreground.count != grids.count {
+        // Caches written before the foreground masks keep their grids; the pictures are read again.
+        let tokenize = grids.count != dataset.items.count * n
+        if tokenize { grids = [] }
+        foreground = []
+        let chunk = 64
         for first in stride(from: 0, to: dataset.items.count, by: chunk) {
             let range = first..<min(dataset.items.count, first + chunk)
-            let pixels = try range.flatMap { planarPixels(try dataset.image(at: $0).resized(width: size, height: size)) }
-            grids += autoencoder.tokens(Tensor(shape: [range.count, 3, size, size], values: pixels))
+            let pictures = try range.map { planarPixels(try dataset.image(at: $0).resized(width: size, height: size)) }
+            foreground += pictures.flatMap { foregroundPositions(planar: $0, size: size, grid: grid) }
+            if tokenize { grids += autoencoder.tokens(Tensor(shape: [range.count, 3, size, size], values: pictures.flatMap { $0 })) }
             if isatty(2) == 1 {
                 FileHandle.standardError.write(Data("\rtokenizing \(directory): \(range.upperBound)/\(dataset.items.count)".utf8))
             }
@@ -220,6 +228,7 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
         say("tokenized the \(dataset.items.count) pictures of \(directory) (cached in \(cachePath))")
         var writer = SafetensorsWriter(metadata: ["dataset": directory])
         writer.add("grids", integers: grids.map { Int64($0) })
+        writer.add("foreground", integers: foreground.map { $0 ? Int64(1) : 0 })
         try writer.write(to: cachePath)
     }
     var cut = 0
@@ -228,7 +237,7 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
             let ids = bpe.encode(caption)
             if ids.count > textLength { cut += 1 }
             return ids.prefix(textLength).map { Int32($0) }
-        }, grid: Array(grids[index * n..<(index + 1) * n]))
+        }, grid: Array(grids[index * n..<(index + 1) * n]), foreground: Array(foreground[index * n..<(index + 1) * n]))
     }
     if cut > 0 { say("warning: \(cut) captions in \(directory) are longer than \(textLength) tokens and were cut") }
     return examples

@@ -295,21 +295,23 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(trainer.withAveragedWeights { plain.validationLoss(examples) } == averagedError)
     }
 
-    /// `objectWeight` weighs the positions whose code is not the grid's most frequent (ties go
-    /// to the smallest id); the loss is then Σ w·e² / Σ w — for an untrained prior, which
-    /// predicts v = 0, the weighted mean of the target's squares.
-    @Test func objectWeightingWeighsThePositionsOffTheBackground() {
+    /// `objectWeight` weighs an example's foreground positions (all alike when it has none);
+    /// the loss is then Σ w·e² / Σ w — for an untrained prior, which predicts v = 0, the
+    /// weighted mean of the target's squares.
+    @Test func objectWeightingWeighsTheForegroundPositions() {
         var options = PriorTrainingOptions()
         options.objectWeight = 3
         let prior = DiffusionPrior(config: tinyDiffusionConfig(), seed: 3)
         let trainer = DiffusionTrainer(prior: prior, codeVectors: tinyCodeVectors, options: options, workers: 1)
         func perPosition(_ w: [Float]) -> [Float] { w.flatMap { [Float](repeating: $0, count: 4) } }
-        #expect(trainer.positionWeights(of: [5, 5, 7, 5, 5, 2]) == perPosition([1, 1, 3, 1, 1, 3]))
-        #expect(trainer.positionWeights(of: [4, 4, 2, 2, 3, 6]) == perPosition([3, 3, 1, 1, 3, 3]))
+        let grid: [Int32] = [5, 5, 7, 5, 5, 2]
+        let example = TokenizedExample(captions: [[1]], grid: grid, foreground: [false, false, true, false, false, true])
+        #expect(trainer.positionWeights(of: example) == perPosition([1, 1, 3, 1, 1, 3]))
+        #expect(trainer.positionWeights(of: TokenizedExample(captions: [[1]], grid: grid)) == perPosition([1, 1, 1, 1, 1, 1]))
 
         var rng = RandomGenerator(seed: 21)
         let clean = (0..<24).map { _ in rng.normal() }, noise = (0..<24).map { _ in rng.normal() }
-        let weights = trainer.positionWeights(of: [5, 5, 7, 5, 5, 2])
+        let weights = trainer.positionWeights(of: example)
         func loss(_ weights: [Float]?) -> Float {
             let tape = Tape()
             defer { tape.reset() }
@@ -322,7 +324,7 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(abs(loss(nil) - plain) < 1e-5 && abs(loss([Float](repeating: 2, count: 24)) - plain) < 1e-5)
         #expect(abs(loss(weights) - weighted) < 1e-5 && abs(weighted - plain) > 1e-3)
         // A trainer that weighs nothing differently draws the batches it always drew.
-        let examples = [TokenizedExample(captions: [[1]], grid: [5, 5, 7, 5, 5, 2])]
+        let examples = [example]
         var plainOptions = PriorTrainingOptions()
         plainOptions.batchSize = 2
         options.batchSize = 2
@@ -332,6 +334,22 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         b.measureStatistics(examples)
         #expect(a.train(examples) != b.train(examples))
         #expect(a.rng == b.rng)
+    }
+
+    /// An 8-pixel picture on a 4-wide grid (2-pixel patches): the border's most frequent colour
+    /// is the background (black here, though a corner is white); one red pixel marks its patch
+    /// and the patches around it; slight noise stays background.
+    @Test func foregroundIsWhatDiffersFromTheBordersColour() {
+        let size = 8, plane = 64
+        var planar = [Float](repeating: -1, count: 3 * plane)  // black
+        for c in 0..<3 { planar[c * plane] = 1 }  // a white corner pixel
+        for p in 0..<plane { planar[p] += 0.05 }  // within the tolerance
+        let red = 5 * size + 6  // row 5, column 6: patch (2, 3)
+        planar[red] = 1
+        let foreground = foregroundPositions(planar: planar, size: size, grid: 4)
+        // The white corner differs from the background too: it marks patch (0, 0) and its neighbours.
+        let expected = (0..<16).map { [0, 1, 4, 5, 6, 7, 10, 11, 14, 15].contains($0) }
+        #expect(foreground == expected, "\(foreground)")
     }
 
     /// A config without self-conditioning writes no such key, so its text (which a resume
