@@ -221,11 +221,11 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
             foreground += pictures.flatMap { foregroundPositions(planar: $0, size: size, grid: grid) }
             if tokenize { grids += autoencoder.tokens(Tensor(shape: [range.count, 3, size, size], values: pictures.flatMap { $0 })) }
             if isatty(2) == 1 {
-                FileHandle.standardError.write(Data("\rtokenizing \(directory): \(range.upperBound)/\(dataset.items.count)".utf8))
+                FileHandle.standardError.write(Data("\rreading \(directory): \(range.upperBound)/\(dataset.items.count)".utf8))
             }
         }
         if isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
-        say("tokenized the \(dataset.items.count) pictures of \(directory) (cached in \(cachePath))")
+        say("\(tokenize ? "tokenized" : "found the foreground of") the \(dataset.items.count) pictures of \(directory) (cached in \(cachePath))")
         var writer = SafetensorsWriter(metadata: ["dataset": directory])
         writer.add("grids", integers: grids.map { Int64($0) })
         writer.add("foreground", integers: foreground.map { $0 ? Int64(1) : 0 })

@@ -77,7 +77,7 @@ import TesseraTensor
         // The diffusion prior on the same model: one flag swaps the prior.
         let diffusion = try runTessera(["train", "diffusion", "--data", data, "--model-dir", model, "--validation", data,
                                         "--steps", "3", "--width", "16", "--layers", "1", "--heads", "2", "--batch-size", "4",
-                                        "--diffusion-steps", "50"])
+                                        "--diffusion-steps", "50", "--object-weight", "4"])
         #expect(diffusion.status == 0 && diffusion.stdout.contains("validation v error"), "\(diffusion.stderr)")
         let checkpoint = model + "/training/diffusion-checkpoint.safetensors"
         #expect(FileManager.default.fileExists(atPath: checkpoint))
@@ -86,7 +86,7 @@ import TesseraTensor
                                       "--timestep-shift", "2"])
         #expect(resumed.status == 0 && resumed.stdout.contains("resumed at step 3 of 4"), "\(resumed.stderr)")
         let saved = try SafetensorsFile(path: checkpoint).metadata["tessera.diffusion.training"] ?? ""
-        #expect(saved.contains("\"timestepShift\":2"), "\(saved)")
+        #expect(saved.contains("\"timestepShift\":2") && saved.contains("\"objectWeight\":4"), "\(saved)")
         let drawn = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
                                     "--seed", "3", "--out", work + "/d1.png", "--show-tokens", "--progress", work + "/steps.png"])
         #expect(drawn.status == 0 && drawn.stdout.contains("# tessera token grid v1"), "\(drawn.stderr)")
