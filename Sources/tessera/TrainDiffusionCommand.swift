@@ -23,7 +23,7 @@ struct TrainDiffusion: ParsableCommand {
             help: "d of the moving average of the weights that validation and the saved prior use; 0 keeps none (default 0.999; with --resume, the saved value unless given).")
     var emaDecay: Float?
     @Option(name: .customLong("object-weight"),
-            help: "Weight in the loss of the latent positions whose code is not the grid's most frequent one (its background); 1 weighs all alike (default 1; with --resume, the saved value unless given).")
+            help: "Weight in the loss of the latent positions on or next to anything besides the picture's background; 1 weighs all alike (default 1; with --resume, the saved value unless given).")
     var objectWeight: Float?
     @Flag(name: .customLong("self-condition"),
           help: "Self-conditioning: the denoiser also sees its previous prediction of the clean latent (half the training items, every sampling step after the first).")
