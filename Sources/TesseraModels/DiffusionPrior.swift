@@ -511,10 +511,10 @@ public final class DiffusionPrior {
         }
         let predicted = velocity(tape, noisy: Tensor(shape: shape, values: noisy), estimate: estimate, timesteps: timesteps, text: text)
         let error = tape.sub(predicted, Tensor(shape: shape, values: target))  // (B, n, p²·D)
-        guard let weights else { return tape.mean(tape.mul(error, error)) }
-        precondition(weights.count == clean.count, "DiffusionPrior.loss: \(weights.count) weights for \(clean.count) latent values")
         let squared = tape.mul(error, error)
-        let total = weights.reduce(0, +)
-        return tape.scale(tape.sum(tape.mul(squared, Tensor(shape: shape, values: patchify(weights)))), by: 1 / max(total, .leastNormalMagnitude))
+        guard let weights else { return tape.mean(squared) }
+        precondition(weights.count == clean.count, "DiffusionPrior.loss: \(weights.count) weights for \(clean.count) latent values")
+        let weighted = tape.sum(tape.mul(squared, Tensor(shape: shape, values: patchify(weights))))
+        return tape.scale(weighted, by: 1 / max(weights.reduce(0, +), .leastNormalMagnitude))
     }
 }
