@@ -57,11 +57,18 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// lets them attend to the caption's tokens (from the text encoder, or the embeddings)
     /// through a layer norm of their own, ungated by the noise level.
     public var crossAttention: Bool
+    /// Whether a second caption vector joins the conditioning: the caption's word embeddings
+    /// flattened in order (Ttext·C values, layer-normed) and projected to C, from zero at the
+    /// start. Unlike the mean it knows which word sits at which text position, so "a red circle …
+    /// and a blue square" and "a blue circle … and a red square" give different vectors, and
+    /// every block sees which colour goes with which shape.
+    public var flatCaption: Bool
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
                 diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0,
-                pooledCaption: Bool = true, captionContext: Bool = false, crossAttention: Bool = false) {
+                pooledCaption: Bool = true, captionContext: Bool = false, crossAttention: Bool = false,
+                flatCaption: Bool = false) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -79,6 +86,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.pooledCaption = pooledCaption
         self.captionContext = captionContext
         self.crossAttention = crossAttention
+        self.flatCaption = flatCaption
     }
 
     /// Reads configs written before patches existed as p = 1, and those written before
@@ -102,16 +110,17 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         pooledCaption = try c.decodeIfPresent(Bool.self, forKey: .pooledCaption) ?? true
         captionContext = try c.decodeIfPresent(Bool.self, forKey: .captionContext) ?? false
         crossAttention = try c.decodeIfPresent(Bool.self, forKey: .crossAttention) ?? false
+        flatCaption = try c.decodeIfPresent(Bool.self, forKey: .flatCaption) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
         case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
              captionDropout, diffusionSteps, patchSize, selfCondition, textLayers, pooledCaption,
-             captionContext, crossAttention
+             captionContext, crossAttention, flatCaption
     }
 
-    /// Writes `selfCondition`, `textLayers`, `pooledCaption`, `captionContext` and
-    /// `crossAttention` only when they differ from the first priors', so configs (and checkpoints,
+    /// Writes `selfCondition`, `textLayers`, `pooledCaption`, `captionContext`, `crossAttention`
+    /// and `flatCaption` only when they differ from the first priors', so configs (and checkpoints,
     /// which a resume checks by their config's text) from before them read and compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -132,6 +141,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         if !pooledCaption { try c.encode(pooledCaption, forKey: .pooledCaption) }
         if captionContext { try c.encode(captionContext, forKey: .captionContext) }
         if crossAttention { try c.encode(crossAttention, forKey: .crossAttention) }
+        if flatCaption { try c.encode(flatCaption, forKey: .flatCaption) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -242,6 +252,10 @@ public final class DiffusionPrior {
     /// embedding, not 0.02's) → a vector added to the timestep embedding; nil without `pooledCaption`.
     let textPool: Linear?
     let captionNorm: PlainLayerNorm
+    /// With `flatCaption`: the caption's word embeddings in order, (B, Ttext·C) layer-normed → a
+    /// vector added to the conditioning; zero at initialisation.
+    let textFlat: Linear?
+    let flatNorm: PlainLayerNorm
     let blocks: [DiTBlock]
     /// The caption's own encoder (`textLayers` blocks; none by default).
     let textBlocks: [TransformerBlock]
@@ -297,6 +311,9 @@ public final class DiffusionPrior {
             TransformerBlock(parameters, "diffusion.text_block\(i)", width: c, numHeads: config.numHeads,
                              layers: config.textLayers, rng: &rng)
         }
+        textFlat = config.flatCaption
+            ? Linear(parameters, "diffusion.text_flat", in: config.textLength * c, out: c, std: 0, rng: &rng) : nil
+        flatNorm = PlainLayerNorm(width: config.textLength * c)
     }
 
     /// DiT's 2-D sin-cos position embedding as the starting value of the patch rows' and columns'
@@ -414,6 +431,10 @@ public final class DiffusionPrior {
             }
             let caption = tape.matmul(averaging, tape.reshape(words, [batch * t, config.width]))  // (B, C)
             conditioning = tape.add(time, textPool(tape, captionNorm(tape, caption)))
+        }
+        if let textFlat {
+            let flat = tape.reshape(words, [batch, t * config.width])  // (B, Ttext·C)
+            conditioning = tape.add(conditioning, textFlat(tape, flatNorm(tape, flat)))
         }
         conditioning = tape.silu(conditioning)
         for block in blocks {

@@ -40,6 +40,9 @@ struct TrainDiffusion: ParsableCommand {
     @Flag(name: .customLong("cross-attention"),
           help: "The caption enters through cross-attention in every block (PixArt-α) instead of sharing the latents' sequence.")
     var crossAttention = false
+    @Flag(name: .customLong("flat-caption"),
+          help: "Add a second caption vector to the blocks' conditioning: the caption's word embeddings flattened in order and projected, so it knows which colour goes with which shape.")
+    var flatCaption = false
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -73,7 +76,7 @@ struct TrainDiffusion: ParsableCommand {
             width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
             patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
             pooledCaption: !noPooledCaption, captionContext: captionContext,
-            crossAttention: crossAttention)
+            crossAttention: crossAttention, flatCaption: flatCaption)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)

@@ -8,11 +8,13 @@ import TesseraTensor
 
 func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false,
                          textLayers: Int = 0, pooledCaption: Bool = true,
-                         captionContext: Bool = false, crossAttention: Bool = false) -> DiffusionPriorConfig {
+                         captionContext: Bool = false, crossAttention: Bool = false,
+                         flatCaption: Bool = false) -> DiffusionPriorConfig {
     DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
                          latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
                          patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
-                         pooledCaption: pooledCaption, captionContext: captionContext, crossAttention: crossAttention)
+                         pooledCaption: pooledCaption, captionContext: captionContext, crossAttention: crossAttention,
+                         flatCaption: flatCaption)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -455,6 +457,48 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         let extra = withCross.parameters.entries.filter { !names.contains($0.name) }
         #expect(!extra.isEmpty && extra.allSatisfy { $0.name.contains(".cross_") })
         #expect(withCross.parameters.entries.count - extra.count == plain.parameters.entries.count)
+    }
+
+    /// The flat caption vector: written only when set, its projection the only new weight and
+    /// zero at the start (so the prior first predicts exactly what the plain one does), and, with
+    /// attention switched off, it alone tells two orders of the same words apart.
+    @Test func flatCaptionStartsAtZeroAndKnowsWordOrder() throws {
+        let plainText = String(decoding: try JSONEncoder().encode(tinyDiffusionConfig()), as: UTF8.self)
+        #expect(!plainText.contains("flatCaption"))
+        let flatConfig = tinyDiffusionConfig(flatCaption: true)
+        #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: try JSONEncoder().encode(flatConfig)) == flatConfig)
+        let plain = DiffusionPrior(config: tinyDiffusionConfig(), seed: 4)
+        let flat = DiffusionPrior(config: flatConfig, seed: 4)
+        let names = Set(plain.parameters.entries.map(\.name))
+        let extra = flat.parameters.entries.filter { !names.contains($0.name) }
+        #expect(extra.map(\.name).sorted() == ["diffusion.text_flat.bias", "diffusion.text_flat.weight"])
+        #expect(extra.allSatisfy { entry in (0..<entry.tensor.count).allSatisfy { entry.tensor.data[$0] == 0 } })
+        let noisy = Tensor(shape: [1, 6, 4], values: (0..<24).map { Float($0 % 5) / 5 })
+        func predict(_ model: DiffusionPrior, _ words: [Int32]) -> [Float] {
+            let tape = Tape()
+            defer { tape.reset() }
+            return model.velocity(tape, noisy: noisy, timesteps: [40], text: model.textTokens(words)).values
+        }
+        // adaLN-Zero makes an untrained prior predict zeros whatever it reads, so give the
+        // shared weights the same values in both first.
+        for model in [plain, flat] {
+            var weights = RandomGenerator(seed: 10)
+            for entry in model.parameters.entries where !entry.name.hasPrefix("diffusion.text_flat") {
+                weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1)
+            }
+        }
+        #expect(predict(plain, [1, 2]) == predict(flat, [1, 2]))
+        for model in [plain, flat] {
+            var weights = RandomGenerator(seed: 11)
+            for entry in model.parameters.entries where entry.name.hasPrefix("diffusion.text_flat") {
+                weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1)
+            }
+            for entry in model.parameters.entries where entry.name.contains(".attention.output.") {
+                entry.tensor.data.update(repeating: 0, count: entry.tensor.count)
+            }
+        }
+        #expect(predict(plain, [1, 2]) == predict(plain, [2, 1]))
+        #expect(predict(flat, [1, 2]) != predict(flat, [2, 1]))
     }
 
     /// Two captions of the same words in another order ask for different grids: the pooled
