@@ -25,6 +25,10 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
     /// and the error is divided by the weights' sum. Objects cover a few of a grid's positions,
     /// so unweighted they earn little of the gradient; 1 weighs all positions alike.
     public var objectWeight: Float = 1
+    /// Diffusion prior only: train on grids whose background positions (off the foreground)
+    /// hold one code per background colour and place (`BackgroundCodes`), not the many codes
+    /// the tokenizer spells plain background with.
+    public var plainBackground = false
 
     public init() {}
 
@@ -41,6 +45,7 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
         timestepShift = try c.decodeIfPresent(Float.self, forKey: .timestepShift) ?? defaults.timestepShift
         weightAverageDecay = try c.decodeIfPresent(Float.self, forKey: .weightAverageDecay) ?? defaults.weightAverageDecay
         objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight) ?? defaults.objectWeight
+        plainBackground = try c.decodeIfPresent(Bool.self, forKey: .plainBackground) ?? defaults.plainBackground
     }
 
     /// A training noise level in 1…T: uniform when `timestepShift` is 1, otherwise shifted.
@@ -61,16 +66,69 @@ public struct PriorTrainingOptions: Codable, Equatable, Sendable {
 
 /// One training example: a picture's token grid, the BPE ids of each of its captions and,
 /// when known, which grid positions show something other than the background
-/// (`foregroundPositions`).
+/// (`foregroundPositions`) and the background's colour (`backgroundKey`).
 public struct TokenizedExample: Sendable {
     public var captions: [[Int32]]
     public var grid: [Int32]
     public var foreground: [Bool]?
+    public var background: Int32?
 
-    public init(captions: [[Int32]], grid: [Int32], foreground: [Bool]? = nil) {
+    public init(captions: [[Int32]], grid: [Int32], foreground: [Bool]? = nil, background: Int32? = nil) {
         self.captions = captions
         self.grid = grid
         self.foreground = foreground
+        self.background = background
+    }
+}
+
+/// The most frequent colour of a picture's border pixels, from its (3, size, size) pixels.
+public func backgroundColour(planar: [Float], size: Int) -> [Float] {
+    let plane = size * size
+    let border = (0..<size).flatMap { (i: Int) -> [Int] in [i, (size - 1) * size + i, i * size, i * size + size - 1] }
+    var counts: [[Float]: Int] = [:]
+    for p in border { counts[(0..<3).map { planar[$0 * plane + p] }, default: 0] += 1 }
+    return counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key.lexicographicallyPrecedes($1.key)) }!.key
+}
+
+/// A colour in [−1, 1] as one number: its 8-bit red, green and blue packed as 0xRRGGBB.
+public func backgroundKey(_ colour: [Float]) -> Int32 {
+    colour.prefix(3).reduce(Int32(0)) { $0 << 8 | Int32(((min(max($1, -1), 1) + 1) * 127.5).rounded()) }
+}
+
+/// For each background colour and grid position, the code the training grids hold there most
+/// often off their foreground. The tokenizer spells plain background with many codes (over 40,000
+/// Shapes pictures, 203 on white, with 4.8 bits of entropy at a given place), all drawn alike;
+/// a prior trained on grids with these codes there instead need not model that choice, and its
+/// loss falls on the objects. Decoded, such a grid draws the same picture (42.0 against 41.4 dB
+/// PSNR on 20 `test-novel` pictures).
+public struct BackgroundCodes: Sendable {
+    /// Background key → one code per grid position.
+    public let codes: [Int32: [Int32]]
+
+    /// Counts the examples that know their foreground and background.
+    public init(_ examples: [TokenizedExample]) {
+        var counts: [Int32: [[Int32: Int]]] = [:]
+        for example in examples {
+            guard let foreground = example.foreground, let key = example.background else { continue }
+            var table = counts[key] ?? Array(repeating: [:], count: example.grid.count)
+            for (position, code) in example.grid.enumerated() where !foreground[position] { table[position][code, default: 0] += 1 }
+            counts[key] = table
+        }
+        codes = counts.mapValues { table in
+            table.map { place in place.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key ?? -1 }
+        }
+    }
+
+    /// The example with its background positions holding the table's codes (where the table has
+    /// one for its colour and place; everything else as it was).
+    public func plain(_ example: TokenizedExample) -> TokenizedExample {
+        guard let foreground = example.foreground, let key = example.background, let table = codes[key],
+              table.count == example.grid.count else { return example }
+        var result = example
+        for position in result.grid.indices where !foreground[position] && table[position] >= 0 {
+            result.grid[position] = table[position]
+        }
+        return result
     }
 }
 
@@ -83,11 +141,7 @@ public func foregroundPositions(planar: [Float], size: Int, grid: Int, tolerance
     precondition(planar.count == 3 * size * size && grid > 0 && size % grid == 0,
                  "foregroundPositions: \(planar.count) values for a \(size)-pixel picture and a \(grid)-wide grid")
     let plane = size * size, patch = size / grid
-    func colour(_ p: Int) -> [Float] { (0..<3).map { planar[$0 * plane + p] } }
-    let border = (0..<size).flatMap { (i: Int) -> [Int] in [i, (size - 1) * size + i, i * size, i * size + size - 1] }
-    var counts: [[Float]: Int] = [:]
-    for p in border { counts[colour(p), default: 0] += 1 }
-    let background = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key.lexicographicallyPrecedes($1.key)) }!.key
+    let background = backgroundColour(planar: planar, size: size)
     var marked = [Bool](repeating: false, count: grid * grid)
     for p in 0..<plane where (0..<3).contains(where: { abs(planar[$0 * plane + p] - background[$0]) > tolerance }) {
         marked[(p / size / patch) * grid + (p % size) / patch] = true

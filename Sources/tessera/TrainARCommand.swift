@@ -191,8 +191,8 @@ func priorTokenizer(_ option: String?, modelDirectory: String, manifest: ModelMa
     return (try BPETokenizer(directory: folder), named)
 }
 
-/// Every picture of a dataset folder as (captions' BPE ids, token grid, foreground positions),
-/// the grids computed with the autoencoder once and cached with the foreground in
+/// Every picture of a dataset folder as (captions' BPE ids, token grid, foreground positions,
+/// background colour), the grids computed with the autoencoder once and cached with the rest in
 /// `cacheFolder` under a key of the dataset's names and the autoencoder's weights.
 func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETokenizer, textLength: Int,
                        cacheFolder: String) throws -> [TokenizedExample] {
@@ -209,16 +209,20 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
         return values
     }
     var grids = stored("grids").map { Int32($0) }, foreground = stored("foreground").map { $0 != 0 }
-    if grids.count != dataset.items.count * n || foreground.count != grids.count {
-        // Caches written before the foreground masks keep their grids; the pictures are read again.
+    var background = stored("background").map { Int32($0) }
+    if grids.count != dataset.items.count * n || foreground.count != grids.count || background.count != dataset.items.count {
+        // Caches written before the foreground masks or background colours keep their grids;
+        // the pictures are read again.
         let tokenize = grids.count != dataset.items.count * n
         if tokenize { grids = [] }
         foreground = []
+        background = []
         let chunk = 64
         for first in stride(from: 0, to: dataset.items.count, by: chunk) {
             let range = first..<min(dataset.items.count, first + chunk)
             let pictures = try range.map { planarPixels(try dataset.image(at: $0).resized(width: size, height: size)) }
             foreground += pictures.flatMap { foregroundPositions(planar: $0, size: size, grid: grid) }
+            background += pictures.map { backgroundKey(backgroundColour(planar: $0, size: size)) }
             if tokenize { grids += autoencoder.tokens(Tensor(shape: [range.count, 3, size, size], values: pictures.flatMap { $0 })) }
             if isatty(2) == 1 {
                 FileHandle.standardError.write(Data("\rreading \(directory): \(range.upperBound)/\(dataset.items.count)".utf8))
@@ -229,6 +233,7 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
         var writer = SafetensorsWriter(metadata: ["dataset": directory])
         writer.add("grids", integers: grids.map { Int64($0) })
         writer.add("foreground", integers: foreground.map { $0 ? Int64(1) : 0 })
+        writer.add("background", integers: background.map { Int64($0) })
         try writer.write(to: cachePath)
     }
     var cut = 0
@@ -237,7 +242,8 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
             let ids = bpe.encode(caption)
             if ids.count > textLength { cut += 1 }
             return ids.prefix(textLength).map { Int32($0) }
-        }, grid: Array(grids[index * n..<(index + 1) * n]), foreground: Array(foreground[index * n..<(index + 1) * n]))
+        }, grid: Array(grids[index * n..<(index + 1) * n]), foreground: Array(foreground[index * n..<(index + 1) * n]),
+           background: background[index])
     }
     if cut > 0 { say("warning: \(cut) captions in \(directory) are longer than \(textLength) tokens and were cut") }
     return examples

@@ -43,6 +43,9 @@ struct TrainDiffusion: ParsableCommand {
     @Flag(name: .customLong("flat-caption"),
           help: "Add a second caption vector to the blocks' conditioning: the caption's word embeddings flattened in order and projected, so it knows which colour goes with which shape.")
     var flatCaption = false
+    @Flag(name: .customLong("plain-background"),
+          help: "Train on grids whose plain background holds one code per background colour and place (the training set's most frequent there), not the many the tokenizer spells it with.")
+    var plainBackground = false
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -60,6 +63,7 @@ struct TrainDiffusion: ParsableCommand {
         options.timestepShift = timestepShift ?? 1
         options.weightAverageDecay = emaDecay ?? 0.999
         options.objectWeight = objectWeight ?? 1
+        options.plainBackground = plainBackground
         var saved: DiffusionPriorConfig?
         if a.resume {
             (saved, options) = try a.savedSettings(DiffusionPriorConfig.self, part: "diffusion", checkpoint: checkpointPath)
@@ -67,8 +71,16 @@ struct TrainDiffusion: ParsableCommand {
             if let timestepShift { options.timestepShift = timestepShift }
             if let emaDecay { options.weightAverageDecay = emaDecay }
             if let objectWeight { options.objectWeight = objectWeight }
+            if plainBackground { options.plainBackground = true }
         }
         let setup = try a.setup(textLength: textLength)
+        var (examples, held) = (setup.examples, setup.held)
+        if options.plainBackground {
+            let background = BackgroundCodes(setup.examples)
+            examples = examples.map(background.plain)
+            held = held?.map(background.plain)
+            say("plain background: one code per place for each of \(background.codes.count) background colours")
+        }
         let autoencoder = setup.autoencoder.config
         let config = saved ?? DiffusionPriorConfig(
             textLength: a.textLength, textVocabularySize: setup.textVocabularySize, gridHeight: autoencoder.gridSize,
@@ -88,23 +100,23 @@ struct TrainDiffusion: ParsableCommand {
             }
             say("resumed at step \(trainer.step) of \(options.steps) from \(checkpointPath)")
         } else {
-            trainer.measureStatistics(setup.examples)
+            trainer.measureStatistics(examples)
         }
         say("diffusion prior: \(model.parameters.scalarCount) parameters, \(config.layers) layers of width \(config.width), "
             + "\(config.textLength) text + \(config.patchRows * config.patchColumns) latent positions "
             + "(\(config.patchSize)×\(config.patchSize) patches of \(config.latentChannels) channels), "
-            + "T = \(config.diffusionSteps); \(setup.examples.count) training pictures")
+            + "T = \(config.diffusionSteps); \(examples.count) training pictures")
         let path = (a.modelDirectory as NSString).appendingPathComponent(ModelManifest.diffusionFile)
         let finished = try trainingLoop(
             from: trainer.step, to: options.steps, batchSize: options.batchSize, checkpointEvery: a.checkpointEvery,
             validateEvery: a.validateEvery,
-            step: { String(format: "v error %.4f", trainer.train(setup.examples)) },
+            step: { String(format: "v error %.4f", trainer.train(examples)) },
             save: {
                 try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
                 try trainer.withAveragedWeights { try model.save(to: path) }
                 try a.recordPart("diffusion", file: ModelManifest.diffusionFile, setup: setup) { $0.diffusion = config }
             },
-            validate: setup.held.map { held in {
+            validate: held.map { held in {
                 let (with, without) = (trainer.validationErrors(held), trainer.validationErrors(held, captions: false))
                 func bands(_ errors: [Float]) -> String { errors.map { String(format: "%.3f", $0) }.joined(separator: " ") }
                 return String(format: "validation v error %.4f (%.4f with the captions dropped); ", with.mean, without.mean)

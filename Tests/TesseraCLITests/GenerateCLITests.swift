@@ -77,8 +77,9 @@ import TesseraTensor
         // The diffusion prior on the same model: one flag swaps the prior.
         let diffusion = try runTessera(["train", "diffusion", "--data", data, "--model-dir", model, "--validation", data,
                                         "--steps", "3", "--width", "16", "--layers", "1", "--heads", "2", "--batch-size", "4",
-                                        "--diffusion-steps", "50", "--object-weight", "4"])
-        #expect(diffusion.status == 0 && diffusion.stdout.contains("validation v error"), "\(diffusion.stderr)")
+                                        "--diffusion-steps", "50", "--object-weight", "4", "--plain-background", "--flat-caption"])
+        #expect(diffusion.status == 0 && diffusion.stdout.contains("validation v error")
+                && diffusion.stdout.contains("plain background: one code per place"), "\(diffusion.stderr)")
         let checkpoint = model + "/training/diffusion-checkpoint.safetensors"
         #expect(FileManager.default.fileExists(atPath: checkpoint))
         // --resume keeps the saved settings except the ones given again: here the timestep shift.
@@ -86,7 +87,9 @@ import TesseraTensor
                                       "--timestep-shift", "2"])
         #expect(resumed.status == 0 && resumed.stdout.contains("resumed at step 3 of 4"), "\(resumed.stderr)")
         let saved = try SafetensorsFile(path: checkpoint).metadata["tessera.diffusion.training"] ?? ""
-        #expect(saved.contains("\"timestepShift\":2") && saved.contains("\"objectWeight\":4"), "\(saved)")
+        #expect(saved.contains("\"timestepShift\":2") && saved.contains("\"objectWeight\":4")
+                && saved.contains("\"plainBackground\":true"), "\(saved)")
+        #expect(try String(contentsOfFile: model + "/model.json", encoding: .utf8).contains("\"flatCaption\" : true"))
         let drawn = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
                                     "--seed", "3", "--out", work + "/d1.png", "--show-tokens", "--progress", work + "/steps.png"])
         #expect(drawn.status == 0 && drawn.stdout.contains("# tessera token grid v1"), "\(drawn.stderr)")

@@ -354,6 +354,35 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(foreground == expected, "\(foreground)")
     }
 
+    /// The background's key packs its 8-bit colour; the table holds, per colour and place, the
+    /// code most often found there off the foreground, and `plain` puts it only there, leaving
+    /// examples without a known foreground or with an unknown colour as they were.
+    @Test func backgroundCodesReplaceOnlyThePlainBackground() throws {
+        let (white, black) = (backgroundKey([1, 1, 1]), backgroundKey([-1, -1, -1]))
+        #expect(white == 0xFF_FFFF && black == 0 && backgroundKey([1, -1, 0]) == 0xFF_0080)
+        let on: [Bool] = [true, false, false, false]
+        let examples = [
+            TokenizedExample(captions: [[1]], grid: [9, 3, 4, 5], foreground: on, background: white),
+            TokenizedExample(captions: [[1]], grid: [8, 3, 6, 5], foreground: on, background: white),
+            TokenizedExample(captions: [[1]], grid: [7, 2, 6, 1], foreground: [true, true, false, false], background: white),
+            TokenizedExample(captions: [[1]], grid: [7, 0, 0, 0], foreground: on, background: black),
+            TokenizedExample(captions: [[1]], grid: [7, 2, 0, 0], foreground: on, background: black),
+        ]
+        let table = BackgroundCodes(examples)
+        // Place 0 is never background; on white place 2 holds 6 twice and 4 once; on black place 1
+        // ties 0 against 2 and takes the lower id.
+        #expect(table.codes[white] == [-1, 3, 6, 5] && table.codes[black] == [-1, 0, 0, 0])
+        #expect(table.plain(TokenizedExample(captions: [[1]], grid: [1, 1, 1, 1], foreground: [false, false, true, false], background: white)).grid
+                    == [1, 3, 1, 5])
+        let unknownColour = TokenizedExample(captions: [[1]], grid: [1, 1, 1, 1], foreground: on, background: 0x12_3456)
+        #expect(table.plain(unknownColour).grid == [1, 1, 1, 1])
+        #expect(table.plain(TokenizedExample(captions: [[1]], grid: [1, 1, 1, 1])).grid == [1, 1, 1, 1])
+        var options = PriorTrainingOptions()
+        options.plainBackground = true
+        #expect(try JSONDecoder().decode(PriorTrainingOptions.self, from: try JSONEncoder().encode(options)).plainBackground)
+        #expect(try !JSONDecoder().decode(PriorTrainingOptions.self, from: Data("{}".utf8)).plainBackground)
+    }
+
     /// A config without self-conditioning writes no such key, so its text (which a resume
     /// compares) is what it was before the option existed; one with it reads back with it.
     @Test func selfConditioningIsWrittenOnlyWhenSet() throws {
