@@ -63,12 +63,18 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// and a blue square" and "a blue circle … and a red square" give different vectors, and
     /// every block sees which colour goes with which shape.
     public var flatCaption: Bool
+    /// Whether each latent position also gets an embedding of its own cell, beside its row's and
+    /// its column's (zero at the start). Row plus column is separable: a first layer reading it
+    /// linearly answers "an object here?" as f(row) + g(column), and a prior with only those drew
+    /// "… in the top right and … on the left" as four objects, at every pairing of the two
+    /// rows and two columns.
+    public var cellEmbedding: Bool
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
                 diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0,
                 pooledCaption: Bool = true, captionContext: Bool = false, crossAttention: Bool = false,
-                flatCaption: Bool = false) {
+                flatCaption: Bool = false, cellEmbedding: Bool = false) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -87,6 +93,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.captionContext = captionContext
         self.crossAttention = crossAttention
         self.flatCaption = flatCaption
+        self.cellEmbedding = cellEmbedding
     }
 
     /// Reads configs written before patches existed as p = 1, and those written before
@@ -111,16 +118,17 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         captionContext = try c.decodeIfPresent(Bool.self, forKey: .captionContext) ?? false
         crossAttention = try c.decodeIfPresent(Bool.self, forKey: .crossAttention) ?? false
         flatCaption = try c.decodeIfPresent(Bool.self, forKey: .flatCaption) ?? false
+        cellEmbedding = try c.decodeIfPresent(Bool.self, forKey: .cellEmbedding) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
         case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
              captionDropout, diffusionSteps, patchSize, selfCondition, textLayers, pooledCaption,
-             captionContext, crossAttention, flatCaption
+             captionContext, crossAttention, flatCaption, cellEmbedding
     }
 
-    /// Writes `selfCondition`, `textLayers`, `pooledCaption`, `captionContext`, `crossAttention`
-    /// and `flatCaption` only when they differ from the first priors', so configs (and checkpoints,
+    /// Writes `selfCondition`, `textLayers`, `pooledCaption`, `captionContext`, `crossAttention`,
+    /// `flatCaption` and `cellEmbedding` only when they differ from the first priors', so configs (and checkpoints,
     /// which a resume checks by their config's text) from before them read and compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -142,6 +150,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         if captionContext { try c.encode(captionContext, forKey: .captionContext) }
         if crossAttention { try c.encode(crossAttention, forKey: .crossAttention) }
         if flatCaption { try c.encode(flatCaption, forKey: .flatCaption) }
+        if cellEmbedding { try c.encode(cellEmbedding, forKey: .cellEmbedding) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -256,6 +265,8 @@ public final class DiffusionPrior {
     /// vector added to the conditioning; zero at initialisation.
     let textFlat: Linear?
     let flatNorm: PlainLayerNorm
+    /// With `cellEmbedding`: one entry per patch cell in raster order, (h/p·w/p, C); zero at the start.
+    let cellTable: Tensor?
     let blocks: [DiTBlock]
     /// The caption's own encoder (`textLayers` blocks; none by default).
     let textBlocks: [TransformerBlock]
@@ -314,6 +325,10 @@ public final class DiffusionPrior {
         textFlat = config.flatCaption
             ? Linear(parameters, "diffusion.text_flat", in: config.textLength * c, out: c, std: 0, rng: &rng) : nil
         flatNorm = PlainLayerNorm(width: config.textLength * c)
+        cellTable = config.cellEmbedding
+            ? parameters.add("diffusion.cell_embedding", shape: [config.patchRows * config.patchColumns, c], .zeros,
+                             decays: false, rng: &rng)
+            : nil
     }
 
     /// DiT's 2-D sin-cos position embedding as the starting value of the patch rows' and columns'
@@ -417,6 +432,10 @@ public final class DiffusionPrior {
         var latentPart = tape.add(latentInput(tape, config.selfCondition ? withEstimate(noisy, estimate) : noisy),
                                   tape.embedding(positionEmbedding, ids: rows, idShape: [batch, n]))  // (B, n, C)
         latentPart = tape.add(latentPart, tape.embedding(positionEmbedding, ids: columns, idShape: [batch, n]))
+        if let cellTable {
+            let cells = (0..<batch).flatMap { _ in (0..<n).map { Int32($0) } }
+            latentPart = tape.add(latentPart, tape.embedding(cellTable, ids: cells, idShape: [batch, n]))
+        }
         // The sequence: the caption's tokens and the latent positions, or with cross-attention the latents alone.
         var h = config.crossAttention ? latentPart : tape.concatenate([textPart, latentPart], axis: 1)  // (B, Ttext + n, C)
         let offset = config.crossAttention ? 0 : t  // where the latent positions start

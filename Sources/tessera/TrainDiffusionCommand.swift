@@ -46,6 +46,9 @@ struct TrainDiffusion: ParsableCommand {
     @Flag(name: .customLong("plain-background"),
           help: "Train on grids whose plain background holds one code per background colour and place (the training set's most frequent there), not the many the tokenizer spells it with.")
     var plainBackground = false
+    @Flag(name: .customLong("cell-embedding"),
+          help: "Give each latent position an embedding of its own cell beside its row's and column's, which alone are separable.")
+    var cellEmbedding = false
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -88,7 +91,8 @@ struct TrainDiffusion: ParsableCommand {
             width: a.width, layers: a.layers, numHeads: a.heads, captionDropout: a.captionDropout, diffusionSteps: diffusionSteps,
             patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
             pooledCaption: !noPooledCaption, captionContext: captionContext,
-            crossAttention: crossAttention, flatCaption: flatCaption)
+            crossAttention: crossAttention, flatCaption: flatCaption,
+            cellEmbedding: cellEmbedding)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)

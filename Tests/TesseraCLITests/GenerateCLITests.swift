@@ -77,7 +77,8 @@ import TesseraTensor
         // The diffusion prior on the same model: one flag swaps the prior.
         let diffusion = try runTessera(["train", "diffusion", "--data", data, "--model-dir", model, "--validation", data,
                                         "--steps", "3", "--width", "16", "--layers", "1", "--heads", "2", "--batch-size", "4",
-                                        "--diffusion-steps", "50", "--object-weight", "4", "--plain-background", "--flat-caption"])
+                                        "--diffusion-steps", "50", "--object-weight", "4", "--plain-background", "--flat-caption",
+                                        "--cell-embedding"])
         #expect(diffusion.status == 0 && diffusion.stdout.contains("validation v error")
                 && diffusion.stdout.contains("plain background: one code per place"), "\(diffusion.stderr)")
         let checkpoint = model + "/training/diffusion-checkpoint.safetensors"
@@ -89,7 +90,8 @@ import TesseraTensor
         let saved = try SafetensorsFile(path: checkpoint).metadata["tessera.diffusion.training"] ?? ""
         #expect(saved.contains("\"timestepShift\":2") && saved.contains("\"objectWeight\":4")
                 && saved.contains("\"plainBackground\":true"), "\(saved)")
-        #expect(try String(contentsOfFile: model + "/model.json", encoding: .utf8).contains("\"flatCaption\" : true"))
+        let manifest = try String(contentsOfFile: model + "/model.json", encoding: .utf8)
+        #expect(manifest.contains("\"flatCaption\" : true") && manifest.contains("\"cellEmbedding\" : true"), "\(manifest)")
         let drawn = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
                                     "--seed", "3", "--out", work + "/d1.png", "--show-tokens", "--progress", work + "/steps.png"])
         #expect(drawn.status == 0 && drawn.stdout.contains("# tessera token grid v1"), "\(drawn.stderr)")

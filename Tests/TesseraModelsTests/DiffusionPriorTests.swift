@@ -9,12 +9,12 @@ import TesseraTensor
 func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false,
                          textLayers: Int = 0, pooledCaption: Bool = true,
                          captionContext: Bool = false, crossAttention: Bool = false,
-                         flatCaption: Bool = false) -> DiffusionPriorConfig {
+                         flatCaption: Bool = false, cellEmbedding: Bool = false) -> DiffusionPriorConfig {
     DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
                          latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
                          patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
                          pooledCaption: pooledCaption, captionContext: captionContext, crossAttention: crossAttention,
-                         flatCaption: flatCaption)
+                         flatCaption: flatCaption, cellEmbedding: cellEmbedding)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -528,6 +528,44 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         }
         #expect(predict(plain, [1, 2]) == predict(plain, [2, 1]))
         #expect(predict(flat, [1, 2]) != predict(flat, [2, 1]))
+    }
+
+    /// The cell embedding: written only when set, one zero entry per patch cell as the only new
+    /// weight (so the prior starts as the plain one), and, once trained away from zero, it moves
+    /// the prediction of each cell on its own: changing one cell's entry changes only that
+    /// position's prediction when attention is switched off.
+    @Test func cellEmbeddingStartsAtZeroAndReachesOneCell() throws {
+        let plainText = String(decoding: try JSONEncoder().encode(tinyDiffusionConfig()), as: UTF8.self)
+        #expect(!plainText.contains("cellEmbedding"))
+        let cellConfig = tinyDiffusionConfig(cellEmbedding: true)
+        #expect(try JSONDecoder().decode(DiffusionPriorConfig.self, from: try JSONEncoder().encode(cellConfig)) == cellConfig)
+        let plain = DiffusionPrior(config: tinyDiffusionConfig(), seed: 4)
+        let cells = DiffusionPrior(config: cellConfig, seed: 4)
+        let names = Set(plain.parameters.entries.map(\.name))
+        let extra = cells.parameters.entries.filter { !names.contains($0.name) }
+        #expect(extra.map(\.name) == ["diffusion.cell_embedding"] && extra[0].tensor.shape == [6, 16])
+        #expect((0..<extra[0].tensor.count).allSatisfy { extra[0].tensor.data[$0] == 0 })
+        for model in [plain, cells] {
+            var weights = RandomGenerator(seed: 10)
+            for entry in model.parameters.entries where entry.name != "diffusion.cell_embedding" {
+                weights.fillNormal(entry.tensor.data, count: entry.tensor.count, std: 0.1)
+            }
+            for entry in model.parameters.entries where entry.name.contains(".attention.output.") {
+                entry.tensor.data.update(repeating: 0, count: entry.tensor.count)
+            }
+        }
+        let noisy = Tensor(shape: [1, 6, 4], values: (0..<24).map { Float($0 % 5) / 5 })
+        func predict(_ model: DiffusionPrior) -> [Float] {
+            let tape = Tape()
+            defer { tape.reset() }
+            return model.velocity(tape, noisy: noisy, timesteps: [40], text: model.textTokens([1, 2])).values
+        }
+        let before = predict(cells)
+        #expect(before == predict(plain))
+        (extra[0].tensor.data + 4 * 16).update(repeating: 0.5, count: 16)  // cell 4: row 1, column 1
+        let after = predict(cells)
+        let moved = (0..<6).filter { cell in (0..<4).contains { before[cell * 4 + $0] != after[cell * 4 + $0] } }
+        #expect(moved == [4], "cells whose prediction moved: \(moved)")
     }
 
     /// Two captions of the same words in another order ask for different grids: the pooled
