@@ -90,8 +90,8 @@ import TesseraTensor
         let saved = try SafetensorsFile(path: checkpoint).metadata["tessera.diffusion.training"] ?? ""
         #expect(saved.contains("\"timestepShift\":2") && saved.contains("\"objectWeight\":4")
                 && saved.contains("\"plainBackground\":true"), "\(saved)")
-        let manifest = try String(contentsOfFile: model + "/model.json", encoding: .utf8)
-        #expect(manifest.contains("\"flatCaption\" : true") && manifest.contains("\"cellEmbedding\" : true"), "\(manifest)")
+        let written = try String(contentsOfFile: model + "/model.json", encoding: .utf8)
+        #expect(written.contains("\"flatCaption\" : true") && written.contains("\"cellEmbedding\" : true"), "\(written)")
         let drawn = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
                                     "--seed", "3", "--out", work + "/d1.png", "--show-tokens", "--progress", work + "/steps.png"])
         #expect(drawn.status == 0 && drawn.stdout.contains("# tessera token grid v1"), "\(drawn.stderr)")
