@@ -57,9 +57,9 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// lets them attend to the caption's tokens (from the text encoder, or the embeddings)
     /// through a layer norm of their own, ungated by the noise level.
     public var crossAttention: Bool
-    /// Whether a second caption vector joins the conditioning: the caption's word embeddings
-    /// flattened in order (Ttext·C values, layer-normed) and projected to C, from zero at the
-    /// start. Unlike the mean it knows which word sits at which text position, so "a red circle …
+    /// Whether a caption vector that knows word order joins the conditioning: the caption's word
+    /// embeddings flattened in order (Ttext·C values, layer-normed) and projected to C (from zero
+    /// beside the pooled mean). Unlike the mean it knows which word sits at which text position, so "a red circle …
     /// and a blue square" and "a blue circle … and a red square" give different vectors, and
     /// every block sees which colour goes with which shape.
     public var flatCaption: Bool
@@ -322,8 +322,12 @@ public final class DiffusionPrior {
             TransformerBlock(parameters, "diffusion.text_block\(i)", width: c, numHeads: config.numHeads,
                              layers: config.textLayers, rng: &rng)
         }
+        // Beside the pooled mean it starts at zero; alone, at the mean's starting scale (0.02 over
+        // C inputs, so 0.02/√Ttext over Ttext·C).
         textFlat = config.flatCaption
-            ? Linear(parameters, "diffusion.text_flat", in: config.textLength * c, out: c, std: 0, rng: &rng) : nil
+            ? Linear(parameters, "diffusion.text_flat", in: config.textLength * c, out: c,
+                     std: config.pooledCaption ? 0 : 0.02 / Float(config.textLength).squareRoot(), rng: &rng)
+            : nil
         flatNorm = PlainLayerNorm(width: config.textLength * c)
         cellTable = config.cellEmbedding
             ? parameters.add("diffusion.cell_embedding", shape: [config.patchRows * config.patchColumns, c], .zeros,

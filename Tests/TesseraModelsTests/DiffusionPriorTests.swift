@@ -488,8 +488,9 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(withCross.parameters.entries.count - extra.count == plain.parameters.entries.count)
     }
 
-    /// The flat caption vector: written only when set, its projection the only new weight and
-    /// zero at the start (so the prior first predicts exactly what the plain one does), and, with
+    /// The flat caption vector: written only when set, its projection the only new weight and,
+    /// beside the pooled mean, zero at the start (so the prior first predicts exactly what the
+    /// plain one does), and, with
     /// attention switched off, it alone tells two orders of the same words apart.
     @Test func flatCaptionStartsAtZeroAndKnowsWordOrder() throws {
         let plainText = String(decoding: try JSONEncoder().encode(tinyDiffusionConfig()), as: UTF8.self)
@@ -502,6 +503,10 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         let extra = flat.parameters.entries.filter { !names.contains($0.name) }
         #expect(extra.map(\.name).sorted() == ["diffusion.text_flat.bias", "diffusion.text_flat.weight"])
         #expect(extra.allSatisfy { entry in (0..<entry.tensor.count).allSatisfy { entry.tensor.data[$0] == 0 } })
+        // Without the pooled mean it is the caption's only direct path, so it starts random.
+        let alone = DiffusionPrior(config: tinyDiffusionConfig(pooledCaption: false, flatCaption: true), seed: 4)
+        let aloneWeight = alone.parameters.entries.first { $0.name == "diffusion.text_flat.weight" }!.tensor
+        #expect((0..<aloneWeight.count).contains { aloneWeight.data[$0] != 0 })
         let noisy = Tensor(shape: [1, 6, 4], values: (0..<24).map { Float($0 % 5) / 5 })
         func predict(_ model: DiffusionPrior, _ words: [Int32]) -> [Float] {
             let tape = Tape()
