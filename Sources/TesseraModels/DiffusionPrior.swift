@@ -59,15 +59,15 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     public var crossAttention: Bool
     /// Whether a caption vector that knows word order joins the conditioning: the caption's word
     /// embeddings flattened in order (Ttext·C values, layer-normed) and projected to C (from zero
-    /// beside the pooled mean). Unlike the mean it knows which word sits at which text position, so "a red circle …
-    /// and a blue square" and "a blue circle … and a red square" give different vectors, and
-    /// every block sees which colour goes with which shape.
+    /// beside the pooled mean). Unlike the mean it tells "a red circle … and a blue square" from
+    /// "a blue circle … and a red square", so every block could see which colour goes with which
+    /// shape (on Shapes that did not fix binding within 2,500 steps: README).
     public var flatCaption: Bool
     /// Whether each latent position also gets an embedding of its own cell, beside its row's and
     /// its column's (zero at the start). Row plus column is separable: a first layer reading it
-    /// linearly answers "an object here?" as f(row) + g(column), and a prior with only those drew
-    /// "… in the top right and … on the left" as four objects, at every pairing of the two
-    /// rows and two columns.
+    /// linearly answers "an object here?" as f(row) + g(column), and priors drew "… in the top
+    /// right and … on the left" as four objects, at every pairing of the two rows and two
+    /// columns (with this embedding too, after 2,500 steps: README).
     public var cellEmbedding: Bool
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
@@ -128,8 +128,9 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     }
 
     /// Writes `selfCondition`, `textLayers`, `pooledCaption`, `captionContext`, `crossAttention`,
-    /// `flatCaption` and `cellEmbedding` only when they differ from the first priors', so configs (and checkpoints,
-    /// which a resume checks by their config's text) from before them read and compare as before.
+    /// `flatCaption` and `cellEmbedding` only when they differ from the first priors', so configs
+    /// (and checkpoints, which a resume checks by their config's text) from before them read and
+    /// compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(textLength, forKey: .textLength)
@@ -262,7 +263,7 @@ public final class DiffusionPrior {
     let textPool: Linear?
     let captionNorm: PlainLayerNorm
     /// With `flatCaption`: the caption's word embeddings in order, (B, Ttext·C) layer-normed → a
-    /// vector added to the conditioning; zero at initialisation.
+    /// vector added to the conditioning.
     let textFlat: Linear?
     let flatNorm: PlainLayerNorm
     /// With `cellEmbedding`: one entry per patch cell in raster order, (h/p·w/p, C); zero at the start.

@@ -99,8 +99,8 @@ public func backgroundKey(_ colour: [Float]) -> Int32 {
 /// often off their foreground. The tokenizer spells plain background with many codes (over 40,000
 /// Shapes pictures, 203 on white, with 4.8 bits of entropy at a given place), all drawn alike;
 /// a prior trained on grids with these codes there instead need not model that choice, and its
-/// loss falls on the objects. Decoded, such a grid draws the same picture (42.0 against 41.4 dB
-/// PSNR on 20 `test-novel` pictures).
+/// loss falls on the objects. Decoded, such a grid draws the same picture (20 `test-novel`
+/// pictures: 41.4 dB PSNR so changed, 42.0 as tokenized).
 public struct BackgroundCodes: Sendable {
     /// Background key → one code per grid position.
     public let codes: [Int32: [Int32]]

@@ -229,7 +229,7 @@ func tokenizedExamples(_ directory: String, autoencoder: Autoencoder, bpe: BPETo
             }
         }
         if isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
-        say("\(tokenize ? "tokenized" : "found the foreground of") the \(dataset.items.count) pictures of \(directory) (cached in \(cachePath))")
+        say("\(tokenize ? "tokenized" : "found the foreground and background of") the \(dataset.items.count) pictures of \(directory) (cached in \(cachePath))")
         var writer = SafetensorsWriter(metadata: ["dataset": directory])
         writer.add("grids", integers: grids.map { Int64($0) })
         writer.add("foreground", integers: foreground.map { $0 ? Int64(1) : 0 })

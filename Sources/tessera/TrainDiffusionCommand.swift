@@ -41,7 +41,7 @@ struct TrainDiffusion: ParsableCommand {
           help: "The caption enters through cross-attention in every block (PixArt-α) instead of sharing the latents' sequence.")
     var crossAttention = false
     @Flag(name: .customLong("flat-caption"),
-          help: "Add a second caption vector to the blocks' conditioning: the caption's word embeddings flattened in order and projected, so it knows which colour goes with which shape.")
+          help: "Add a caption vector that knows word order to the blocks' conditioning: the caption's word embeddings flattened in order and projected.")
     var flatCaption = false
     @Flag(name: .customLong("plain-background"),
           help: "Train on grids whose plain background holds one code per background colour and place (the training set's most frequent there), not the many the tokenizer spells it with.")
