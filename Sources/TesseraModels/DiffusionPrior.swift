@@ -69,12 +69,19 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
     /// right and … on the left" as four objects, at every pairing of the two rows and two
     /// columns (with this embedding too, after 2,500 steps: README).
     public var cellEmbedding: Bool
+    /// λ of an auxiliary cross-entropy: a second head reads the same final states as v's and
+    /// names each cell's clean token, scored against the grid's own (0: no such head). v's squared
+    /// error grows only with the distance between code vectors, and an object's cells are few, so
+    /// whether a cell is red or blue earns little gradient; the AR prior, trained by cross-entropy
+    /// on every token, reads its captions within 1,000 steps. The loss adds λ·CE to the v error;
+    /// sampling still uses v alone.
+    public var tokenLossWeight: Float
 
     public init(textLength: Int = 32, textVocabularySize: Int, gridHeight: Int, gridWidth: Int, codebookSize: Int,
                 latentChannels: Int, width: Int = 192, layers: Int = 6, numHeads: Int = 6, captionDropout: Float = 0.1,
                 diffusionSteps: Int = 1000, patchSize: Int = 1, selfCondition: Bool = false, textLayers: Int = 0,
                 pooledCaption: Bool = true, captionContext: Bool = false, crossAttention: Bool = false,
-                flatCaption: Bool = false, cellEmbedding: Bool = false) {
+                flatCaption: Bool = false, cellEmbedding: Bool = false, tokenLossWeight: Float = 0) {
         self.textLength = textLength
         self.textVocabularySize = textVocabularySize
         self.gridHeight = gridHeight
@@ -94,6 +101,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         self.crossAttention = crossAttention
         self.flatCaption = flatCaption
         self.cellEmbedding = cellEmbedding
+        self.tokenLossWeight = tokenLossWeight
     }
 
     /// Reads configs written before patches existed as p = 1, and those written before
@@ -119,16 +127,17 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         crossAttention = try c.decodeIfPresent(Bool.self, forKey: .crossAttention) ?? false
         flatCaption = try c.decodeIfPresent(Bool.self, forKey: .flatCaption) ?? false
         cellEmbedding = try c.decodeIfPresent(Bool.self, forKey: .cellEmbedding) ?? false
+        tokenLossWeight = try c.decodeIfPresent(Float.self, forKey: .tokenLossWeight) ?? 0
     }
 
     enum CodingKeys: String, CodingKey {
         case textLength, textVocabularySize, gridHeight, gridWidth, codebookSize, latentChannels, width, layers, numHeads,
              captionDropout, diffusionSteps, patchSize, selfCondition, textLayers, pooledCaption,
-             captionContext, crossAttention, flatCaption, cellEmbedding
+             captionContext, crossAttention, flatCaption, cellEmbedding, tokenLossWeight
     }
 
     /// Writes `selfCondition`, `textLayers`, `pooledCaption`, `captionContext`, `crossAttention`,
-    /// `flatCaption` and `cellEmbedding` only when they differ from the first priors', so configs
+    /// `flatCaption`, `cellEmbedding` and `tokenLossWeight` only when they differ from the first priors', so configs
     /// (and checkpoints, which a resume checks by their config's text) from before them read and
     /// compare as before.
     public func encode(to encoder: any Swift.Encoder) throws {
@@ -152,6 +161,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         if crossAttention { try c.encode(crossAttention, forKey: .crossAttention) }
         if flatCaption { try c.encode(flatCaption, forKey: .flatCaption) }
         if cellEmbedding { try c.encode(cellEmbedding, forKey: .cellEmbedding) }
+        if tokenLossWeight > 0 { try c.encode(tokenLossWeight, forKey: .tokenLossWeight) }
     }
 
     public var imageLength: Int { gridHeight * gridWidth }
@@ -178,6 +188,7 @@ public struct DiffusionPriorConfig: Codable, Equatable, Sendable {
         guard (0...1).contains(captionDropout), (1...100_000).contains(diffusionSteps) else {
             throw fail("caption dropout must be in [0, 1], diffusion steps 1…100,000")
         }
+        guard (0...100).contains(tokenLossWeight) else { throw fail("token loss weight \(tokenLossWeight) must be in [0, 100]") }
         guard !(crossAttention && captionContext) else {
             throw fail("the caption is either context in the sequence or reached by cross-attention, not both")
         }
@@ -276,6 +287,9 @@ public final class DiffusionPrior {
     let finalModulation: Linear
     /// Zero at initialisation, so the untrained model predicts v = 0.
     let output: Linear
+    /// With `tokenLossWeight` > 0: the final states → each cell of the patch's clean-token logits,
+    /// (…, p²·K); zero at the start (every code equally likely).
+    let tokenOutput: Linear?
 
     /// Width of the sinusoidal timestep features (DiT's frequency embedding size).
     static let timeFeatureWidth = 256
@@ -333,6 +347,10 @@ public final class DiffusionPrior {
         cellTable = config.cellEmbedding
             ? parameters.add("diffusion.cell_embedding", shape: [config.patchRows * config.patchColumns, c], .zeros,
                              decays: false, rng: &rng)
+            : nil
+        tokenOutput = config.tokenLossWeight > 0
+            ? Linear(parameters, "diffusion.token_output", in: c, out: config.patchSize * config.patchSize * config.codebookSize,
+                     std: 0, rng: &rng)
             : nil
     }
 
@@ -422,6 +440,12 @@ public final class DiffusionPrior {
     /// prior also takes `estimate`, its previous prediction of the clean latents in the same
     /// layout (nil: none yet, zeros).
     public func velocity(_ tape: Tape, noisy: Tensor, estimate: [Float]? = nil, timesteps: [Int], text: [Int32]) -> Tensor {
+        output(tape, finalStates(tape, noisy: noisy, estimate: estimate, timesteps: timesteps, text: text))
+    }
+
+    /// The latent positions' states under the last adaLN, (B, n, C): what the v head (and the
+    /// token head) read; arguments as `velocity`'s.
+    func finalStates(_ tape: Tape, noisy: Tensor, estimate: [Float]?, timesteps: [Int], text: [Int32]) -> Tensor {
         let (t, n, batch) = (config.textLength, config.patchRows * config.patchColumns, timesteps.count)
         let columnCount = config.patchColumns
         precondition(noisy.shape == [batch, n, config.patchValues] && text.count == batch * t,
@@ -468,9 +492,8 @@ public final class DiffusionPrior {
         let latentHidden = offset == 0 ? h : tape.slice(h, axis: 1, offset..<(offset + n))  // (B, n, C)
         let m = finalModulation(tape, conditioning)  // (B, 2C)
         let c = config.width
-        let modulated = tape.modulate(finalNorm(tape, latentHidden), shift: tape.slice(m, axis: 1, 0..<c),
-                                      scale: tape.slice(m, axis: 1, c..<(2 * c)))  // (B, n, C)
-        return output(tape, modulated)  // (B, n, p²·D)
+        return tape.modulate(finalNorm(tape, latentHidden), shift: tape.slice(m, axis: 1, 0..<c),
+                             scale: tape.slice(m, axis: 1, c..<(2 * c)))  // (B, n, C)
     }
 
     /// Each position's noisy values followed by its estimate's (or zeros): the self-conditioned
@@ -487,17 +510,21 @@ public final class DiffusionPrior {
 
     /// Whole latents in grid layout (items × h·w·D, channels last) → sequence layout: patch by
     /// patch in raster order, within a patch its p×p positions in raster order, D values each.
-    public func patchify(_ latents: [Float]) -> [Float] { repatch(latents, toSequence: true) }
+    public func patchify(_ latents: [Float]) -> [Float] { repatch(latents, channels: config.latentChannels, toSequence: true) }
 
     /// The inverse of `patchify`.
-    public func unpatchify(_ latents: [Float]) -> [Float] { repatch(latents, toSequence: false) }
+    public func unpatchify(_ latents: [Float]) -> [Float] { repatch(latents, channels: config.latentChannels, toSequence: false) }
 
-    private func repatch(_ latents: [Float], toSequence: Bool) -> [Float] {
-        let (p, d, w) = (config.patchSize, config.latentChannels, config.gridWidth)
+    /// One value per cell of whole grids (items × h·w, token ids or weights), in the order
+    /// `patchify` puts the cells.
+    public func patchifyCells<Value>(_ grids: [Value]) -> [Value] { repatch(grids, channels: 1, toSequence: true) }
+
+    private func repatch<Value>(_ latents: [Value], channels d: Int, toSequence: Bool) -> [Value] {
+        let (p, w) = (config.patchSize, config.gridWidth)
         guard p > 1 else { return latents }
         let item = config.imageLength * d
         precondition(latents.count % item == 0, "repatch: \(latents.count) values are not whole latents of \(item)")
-        var result = [Float](repeating: 0, count: latents.count)
+        var result = latents
         var sequence = 0
         for start in stride(from: 0, to: latents.count, by: item) {
             for patchRow in 0..<config.patchRows {
@@ -517,17 +544,31 @@ public final class DiffusionPrior {
         return result
     }
 
+    /// What one batch costs: the tensor to differentiate, and its parts.
+    public struct Loss {
+        /// The v error, plus λ times the token cross-entropy when tokens were given.
+        public let total: Tensor
+        /// The (weighted) mean squared error of v.
+        public let velocity: Float
+        /// The (weighted) mean cross-entropy of the clean tokens, nats per cell; 0 without them.
+        public let tokens: Float
+    }
+
     /// The mean squared error of v for clean normalised latents (B·h·w·D, grid layout) noised
     /// with `noise` to `timesteps`. A self-conditioned prior first predicts the clean latents of
     /// the items flagged in `selfConditioned` (a pass whose gradient is not taken, as Chen et al.
     /// train) and sees that estimate in the pass that is scored; the other items see zeros.
     /// With `weights` (one per latent value, same layout as `clean`) the error is the weighted
-    /// mean Σ w·e² / Σ w.
+    /// mean Σ w·e² / Σ w. With `tokens` (the clean grids' ids, B·h·w) and a token head, λ times
+    /// the cross-entropy of those ids (weighted alike, by each cell's first value's weight) is
+    /// added.
     public func loss(_ tape: Tape, clean: [Float], noise: [Float], timesteps: [Int], text: [Int32],
-                     selfConditioned: [Bool] = [], weights: [Float]? = nil) -> Tensor {
+                     selfConditioned: [Bool] = [], weights: [Float]? = nil, tokens: [Int32]? = nil) -> Loss {
         let (size, batch) = (config.imageLength * config.latentChannels, timesteps.count)
         precondition(clean.count == batch * size && noise.count == clean.count,
                      "DiffusionPrior.loss: \(clean.count) latent values for \(batch) items")
+        precondition(tokens == nil || tokens!.count == batch * config.imageLength,
+                     "DiffusionPrior.loss: \(tokens!.count) tokens for \(batch) grids")
         let (clean, noise) = (patchify(clean), patchify(noise))  // noising is per value: either layout serves
         var noisy = [Float](), target = [Float]()
         for (b, step) in timesteps.enumerated() {
@@ -554,12 +595,28 @@ public final class DiffusionPrior {
                 }
             }
         }
-        let predicted = velocity(tape, noisy: Tensor(shape: shape, values: noisy), estimate: estimate, timesteps: timesteps, text: text)
-        let error = tape.sub(predicted, Tensor(shape: shape, values: target))  // (B, n, p²·D)
+        let states = finalStates(tape, noisy: Tensor(shape: shape, values: noisy), estimate: estimate,
+                                 timesteps: timesteps, text: text)  // (B, n, C)
+        let error = tape.sub(output(tape, states), Tensor(shape: shape, values: target))  // (B, n, p²·D)
         let squared = tape.mul(error, error)
-        guard let weights else { return tape.mean(squared) }
-        precondition(weights.count == clean.count, "DiffusionPrior.loss: \(weights.count) weights for \(clean.count) latent values")
-        let weighted = tape.sum(tape.mul(squared, Tensor(shape: shape, values: patchify(weights))))
-        return tape.scale(weighted, by: 1 / max(weights.reduce(0, +), .leastNormalMagnitude))
+        var total: Tensor
+        if let weights {
+            precondition(weights.count == clean.count, "DiffusionPrior.loss: \(weights.count) weights for \(clean.count) latent values")
+            let weighted = tape.sum(tape.mul(squared, Tensor(shape: shape, values: patchify(weights))))
+            total = tape.scale(weighted, by: 1 / max(weights.reduce(0, +), .leastNormalMagnitude))
+        } else {
+            total = tape.mean(squared)
+        }
+        let velocityError = total.item
+        guard let tokens, let tokenOutput else { return Loss(total: total, velocity: velocityError, tokens: 0) }
+        let cells = batch * config.imageLength
+        let logits = tape.reshape(tokenOutput(tape, states), [cells, config.codebookSize])  // (B·h·w, K), patch order
+        let cellWeights = weights.map { w in stride(from: 0, to: w.count, by: config.latentChannels).map { w[$0] } }
+            ?? [Float](repeating: 1, count: cells)
+        let norm = config.tokenLossWeight / max(cellWeights.reduce(0, +), .leastNormalMagnitude)
+        let crossEntropy = tape.crossEntropy(logits, targets: patchifyCells(tokens),
+                                             weights: patchifyCells(cellWeights).map { $0 * norm })
+        total = tape.add(total, crossEntropy)
+        return Loss(total: total, velocity: velocityError, tokens: crossEntropy.item / config.tokenLossWeight)
     }
 }

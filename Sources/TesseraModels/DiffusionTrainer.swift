@@ -59,16 +59,18 @@ public final class DiffusionTrainer {
         prior.setStatistics(from: examples.flatMap { latent(of: $0.grid) })
     }
 
-    /// One update; returns the mean squared error of v.
-    public func train(_ examples: [TokenizedExample]) -> Float {
+    /// One update; returns the batch's mean squared error of v and, with a token head, its
+    /// tokens' cross-entropy.
+    public func train(_ examples: [TokenizedExample]) -> (velocity: Float, tokens: Float) {
         let size = options.batchSize, (n, d) = (prior.config.imageLength, prior.config.latentChannels)
         var text: [Int32] = [], clean: [Float] = [], timesteps: [Int] = [], selfConditioned: [Bool] = []
-        var weights: [Float] = []
+        var weights: [Float] = [], grids: [Int32] = []
         for _ in 0..<size {
             let example = examples[rng.int(below: examples.count)]
             text += prior.textTokens(options.drawCaption(from: example.captions, dropout: prior.config.captionDropout, rng: &rng))
             clean += prior.normalize(latent(of: example.grid))
             if options.objectWeight != 1 { weights += positionWeights(of: example) }
+            if prior.config.tokenLossWeight > 0 { grids += example.grid }
             timesteps.append(options.drawTimestep(steps: prior.config.diffusionSteps, rng: &rng))
             // Half the items see their own estimate, as Chen et al. train (drawn only then, so a
             // prior without self-conditioning draws the batches it always drew).
@@ -77,7 +79,7 @@ public final class DiffusionTrainer {
         var noise = [Float](repeating: 0, count: clean.count)
         noise.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, count: $0.count) }
         let t = prior.config.textLength
-        var losses = [Float](repeating: 0, count: workers.count)
+        var losses = [(velocity: Float, tokens: Float)](repeating: (0, 0), count: workers.count)
         losses.withUnsafeMutableBufferPointer { losses in
             DataParallel.backward(workers.map(\.parameters), batch: size) { w, share, tape in
                 let values = share.lowerBound * n * d..<share.upperBound * n * d
@@ -85,15 +87,17 @@ public final class DiffusionTrainer {
                                            timesteps: Array(timesteps[share]),
                                            text: Array(text[share.lowerBound * t..<share.upperBound * t]),
                                            selfConditioned: selfConditioned.isEmpty ? [] : Array(selfConditioned[share]),
-                                           weights: weights.isEmpty ? nil : Array(weights[values]))
-                losses[w] = loss.item * Float(share.count) / Float(size)
-                return loss
+                                           weights: weights.isEmpty ? nil : Array(weights[values]),
+                                           tokens: grids.isEmpty ? nil : Array(grids[share.lowerBound * n..<share.upperBound * n]))
+                let share = Float(share.count) / Float(size)
+                losses[w] = (loss.velocity * share, loss.tokens * share)
+                return loss.total
             }
         }
         optimizer.update(learningRate: schedule.rate(at: step), maxGradientNorm: 1)
         step += 1
         updateAverages()
-        return losses.reduce(0, +)
+        return (losses.map(\.velocity).reduce(0, +), losses.map(\.tokens).reduce(0, +))
     }
 
     /// average ← d·average + (1 − d)·weights, with d held below (1 + step)/(10 + step) so the
@@ -160,7 +164,7 @@ public final class DiffusionTrainer {
                                               noise: items.flatMap { Array(noise[$0 * n * d..<($0 + 1) * n * d]) },
                                               timesteps: items.map { timesteps[$0] },
                                               text: items.flatMap { prior.textTokens(captions ? examples[$0].captions[0] : []) },
-                                              selfConditioned: [Bool](repeating: true, count: items.count)).item)
+                                              selfConditioned: [Bool](repeating: true, count: items.count)).velocity)
             }
             bands.append(Float(error))
             total += error * Double(members.count)

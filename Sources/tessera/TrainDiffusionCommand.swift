@@ -49,6 +49,9 @@ struct TrainDiffusion: ParsableCommand {
     @Flag(name: .customLong("cell-embedding"),
           help: "Give each latent position an embedding of its own cell beside its row's and column's, which alone are separable.")
     var cellEmbedding = false
+    @Option(name: .customLong("token-loss"),
+            help: "λ of an auxiliary cross-entropy: a second head names each cell's clean token from the same final states as v (0: none).")
+    var tokenLoss: Float = 0
 
     func validate() throws {
         guard (1...100_000).contains(diffusionSteps) else { throw ValidationError("--diffusion-steps must be 1…100,000") }
@@ -57,6 +60,7 @@ struct TrainDiffusion: ParsableCommand {
         guard (timestepShift ?? 1) > 0, (timestepShift ?? 1) <= 100 else { throw ValidationError("--timestep-shift must be in (0, 100]") }
         guard (0..<1).contains(emaDecay ?? 0) else { throw ValidationError("--ema-decay must be in [0, 1)") }
         guard (0.01...1000).contains(objectWeight ?? 1) else { throw ValidationError("--object-weight must be in [0.01, 1000]") }
+        guard (0...100).contains(tokenLoss) else { throw ValidationError("--token-loss must be in [0, 100]") }
     }
 
     func run() throws {
@@ -92,7 +96,7 @@ struct TrainDiffusion: ParsableCommand {
             patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
             pooledCaption: !noPooledCaption, captionContext: captionContext,
             crossAttention: crossAttention, flatCaption: flatCaption,
-            cellEmbedding: cellEmbedding)
+            cellEmbedding: cellEmbedding, tokenLossWeight: tokenLoss)
         try config.validate()
 
         let model = DiffusionPrior(config: config, seed: options.seed)
@@ -114,7 +118,11 @@ struct TrainDiffusion: ParsableCommand {
         let finished = try trainingLoop(
             from: trainer.step, to: options.steps, batchSize: options.batchSize, checkpointEvery: a.checkpointEvery,
             validateEvery: a.validateEvery,
-            step: { String(format: "v error %.4f", trainer.train(examples)) },
+            step: {
+                let loss = trainer.train(examples)
+                return String(format: "v error %.4f", loss.velocity)
+                    + (config.tokenLossWeight > 0 ? String(format: ", token CE %.3f", loss.tokens) : "")
+            },
             save: {
                 try trainer.saveCheckpoint(to: checkpointPath, metadata: [:])
                 try trainer.withAveragedWeights { try model.save(to: path) }

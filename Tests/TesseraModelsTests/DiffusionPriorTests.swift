@@ -9,12 +9,13 @@ import TesseraTensor
 func tinyDiffusionConfig(gridWidth: Int = 3, patchSize: Int = 1, selfCondition: Bool = false,
                          textLayers: Int = 0, pooledCaption: Bool = true,
                          captionContext: Bool = false, crossAttention: Bool = false,
-                         flatCaption: Bool = false, cellEmbedding: Bool = false) -> DiffusionPriorConfig {
+                         flatCaption: Bool = false, cellEmbedding: Bool = false,
+                         tokenLossWeight: Float = 0) -> DiffusionPriorConfig {
     DiffusionPriorConfig(textLength: 3, textVocabularySize: 10, gridHeight: 2, gridWidth: gridWidth, codebookSize: 8,
                          latentChannels: 4, width: 16, layers: 2, numHeads: 2, captionDropout: 0.1, diffusionSteps: 100,
                          patchSize: patchSize, selfCondition: selfCondition, textLayers: textLayers,
                          pooledCaption: pooledCaption, captionContext: captionContext, crossAttention: crossAttention,
-                         flatCaption: flatCaption, cellEmbedding: cellEmbedding)
+                         flatCaption: flatCaption, cellEmbedding: cellEmbedding, tokenLossWeight: tokenLossWeight)
 }
 
 /// Eight unit-length code vectors of dimension 4 (±1 on two axes, normalised).
@@ -222,8 +223,12 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         #expect(guided != plain)
     }
 
-    @Test(arguments: zip([false, true, false], [0, 0, 1]))
-    func dataParallelStepsMatchOneWorkerAndResumeIsExact(selfCondition: Bool, textLayers: Int) throws {
+    @Test(arguments: zip([false, true, false, false], [(0, Float(0)), (0, 0), (1, 0), (0, 0.5)]))
+    func dataParallelStepsMatchOneWorkerAndResumeIsExact(selfCondition: Bool, layersAndTokenLoss: (Int, Float)) throws {
+        let (textLayers, tokenLoss) = layersAndTokenLoss
+        func config() -> DiffusionPriorConfig {
+            tinyDiffusionConfig(selfCondition: selfCondition, textLayers: textLayers, tokenLossWeight: tokenLoss)
+        }
         let examples: [TokenizedExample] = (0..<6).map { (i: Int) -> TokenizedExample in
             let grid: [Int32] = (0..<6).map { (j: Int) -> Int32 in Int32((j + i) % 8) }
             return TokenizedExample(captions: [[Int32(i)], [Int32(i + 1), 2]], grid: grid)
@@ -233,13 +238,17 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         options.steps = 10
         options.warmupSteps = 1
         options.weightAverageDecay = 0.5
-        let single = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition, textLayers: textLayers), seed: 8), codeVectors: tinyCodeVectors,
+        let single = DiffusionTrainer(prior: DiffusionPrior(config: config(), seed: 8), codeVectors: tinyCodeVectors,
                                       options: options, workers: 1)
-        let split = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition, textLayers: textLayers), seed: 8), codeVectors: tinyCodeVectors,
+        let split = DiffusionTrainer(prior: DiffusionPrior(config: config(), seed: 8), codeVectors: tinyCodeVectors,
                                      options: options, workers: 2)
         single.measureStatistics(examples)
         split.measureStatistics(examples)
-        for _ in 0..<3 { #expect(abs(single.train(examples) - split.train(examples)) < 1e-5) }
+        for _ in 0..<3 {
+            let (a, b) = (single.train(examples), split.train(examples))
+            #expect(abs(a.velocity - b.velocity) < 1e-5 && abs(a.tokens - b.tokens) < 1e-5)
+            #expect((a.tokens > 0) == (tokenLoss > 0))
+        }
         #expect(abs(single.validationLoss(examples) - split.validationLoss(examples)) < 1e-5)
         for (x, y) in zip(single.prior.parameters.entries, split.prior.parameters.entries) {
             let worst = zip(x.tensor.values, y.tensor.values).map { abs($0 - $1) }.max()!
@@ -249,11 +258,11 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         let folder = try temporaryFolder("dit")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try single.saveCheckpoint(to: folder + "/checkpoint.safetensors", metadata: [:])
-        let straight = (0..<2).map { _ in single.train(examples) }
-        let resumed = DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(selfCondition: selfCondition, textLayers: textLayers), seed: 99), codeVectors: tinyCodeVectors,
+        let straight = (0..<2).map { _ in single.train(examples) }.map { [$0.velocity, $0.tokens] }
+        let resumed = DiffusionTrainer(prior: DiffusionPrior(config: config(), seed: 99), codeVectors: tinyCodeVectors,
                                        options: options, workers: 1)
         _ = try resumed.restoreCheckpoint(from: folder + "/checkpoint.safetensors")
-        #expect((0..<2).map { _ in resumed.train(examples) } == straight)
+        #expect((0..<2).map { _ in resumed.train(examples) }.map { [$0.velocity, $0.tokens] } == straight)
         #expect(resumed.averages.map(\.values) == single.averages.map(\.values))
         #expect(resumed.prior.latentStd.values == single.prior.latentStd.values)
 
@@ -317,7 +326,7 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         func loss(_ weights: [Float]?) -> Float {
             let tape = Tape()
             defer { tape.reset() }
-            return prior.loss(tape, clean: clean, noise: noise, timesteps: [40], text: prior.textTokens([1]), weights: weights).item
+            return prior.loss(tape, clean: clean, noise: noise, timesteps: [40], text: prior.textTokens([1]), weights: weights).total.item
         }
         let target = prior.schedule.velocity(clean: clean, noise: noise, at: 40)
         let squares = target.map { $0 * $0 }
@@ -334,8 +343,50 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
                       DiffusionTrainer(prior: DiffusionPrior(config: tinyDiffusionConfig(), seed: 3), codeVectors: tinyCodeVectors, options: options, workers: 1))
         a.measureStatistics(examples)
         b.measureStatistics(examples)
-        #expect(a.train(examples) != b.train(examples))
+        #expect(a.train(examples).velocity != b.train(examples).velocity)
         #expect(a.rng == b.rng)
+    }
+
+    /// The token head starts at zero, every code equally likely: the cross-entropy is ln K per
+    /// cell, weighted or not, and the total adds λ times it to the v error. Its targets are the
+    /// grid's cells in the order `patchify` puts their vectors.
+    @Test func tokenLossStartsAtLogKInPatchOrder() {
+        let prior = DiffusionPrior(config: tinyDiffusionConfig(gridWidth: 4, patchSize: 2, tokenLossWeight: 0.5), seed: 3)
+        let grid: [Int32] = [0, 1, 2, 3, 4, 5, 6, 7]
+        var rng = RandomGenerator(seed: 21)
+        let clean = (0..<32).map { _ in rng.normal() }, noise = (0..<32).map { _ in rng.normal() }
+        let weights = (0..<8).flatMap { [Float](repeating: $0 % 3 == 0 ? 5 : 1, count: 4) }
+        for w in [nil, weights] {
+            let tape = Tape()
+            defer { tape.reset() }
+            let loss = prior.loss(tape, clean: clean, noise: noise, timesteps: [40], text: prior.textTokens([1]),
+                                  weights: w, tokens: grid)
+            #expect(abs(loss.tokens - log(8)) < 1e-5)
+            #expect(abs(loss.total.item - (loss.velocity + 0.5 * log(8))) < 1e-5)
+        }
+        // One 2×4 grid in two 2×2 patches: the left patch's cells, then the right's.
+        #expect(prior.patchifyCells(grid) == [0, 1, 4, 5, 2, 3, 6, 7])
+        let latent = grid.flatMap { [Float](repeating: Float($0), count: 4) }
+        #expect(prior.patchifyCells(grid) == stride(from: 0, to: 32, by: 4).map { Int32(prior.patchify(latent)[$0]) })
+    }
+
+    /// Two captions, two grids: the token head learns to name every cell of each.
+    @Test func tokenHeadLearnsEachCaptionsGrid() {
+        var options = PriorTrainingOptions()
+        options.steps = 300
+        options.batchSize = 8
+        options.learningRate = 3e-3
+        options.warmupSteps = 20
+        var config = tinyDiffusionConfig(gridWidth: 4, patchSize: 2, tokenLossWeight: 1)
+        config.captionDropout = 0
+        let examples = [TokenizedExample(captions: [[1]], grid: [0, 1, 2, 3, 4, 5, 6, 7]),
+                        TokenizedExample(captions: [[2, 3]], grid: [7, 7, 6, 6, 5, 5, 4, 4])]
+        let trainer = DiffusionTrainer(prior: DiffusionPrior(config: config, seed: 5), codeVectors: tinyCodeVectors,
+                                       options: options, workers: 1)
+        trainer.measureStatistics(examples)
+        let losses = (0..<options.steps).map { _ in trainer.train(examples).tokens }
+        let last = losses.suffix(20).reduce(0, +) / 20
+        #expect(abs(losses[0] - log(8)) < 1e-4 && last < 0.1, "token cross-entropy \(losses[0]) → \(last)")
     }
 
     /// An 8-pixel picture on a 4-wide grid (2-pixel patches): the border's most frequent colour
