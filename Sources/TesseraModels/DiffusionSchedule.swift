@@ -54,6 +54,12 @@ public struct CosineSchedule: Sendable {
         return zip(noisy, velocity).map { a * $0 - s * $1 }
     }
 
+    /// The v that implies clean latents x₀ at x_t: (√ᾱ·x_t − x₀)/√(1−ᾱ) (t ≥ 1).
+    public func velocity(noisy: [Float], clean: [Float], at t: Int) -> [Float] {
+        let (a, s) = coefficients(t)
+        return zip(noisy, clean).map { (a * $0 - $1) / s }
+    }
+
     /// ε̂ = √(1−ᾱ)·x_t + √ᾱ·v.
     public func noise(noisy: [Float], velocity: [Float], at t: Int) -> [Float] {
         let (a, s) = coefficients(t)

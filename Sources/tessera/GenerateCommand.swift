@@ -34,6 +34,9 @@ struct SamplingArguments: ParsableArguments {
     var eta: Float = 0
     @Option(help: "Draw N candidates and keep the one the scorer ranks best.")
     var rerank: Int?
+    @Flag(name: .customLong("token-head"),
+          help: "Diffusion prior trained with --token-loss: take each step's clean latent from the token head's probabilities.")
+    var tokenHead = false
 
     func validate() throws {
         guard temperature >= 0 && temperature <= 10 else { throw ValidationError("--temperature must be 0…10") }
@@ -61,7 +64,8 @@ struct SamplingArguments: ParsableArguments {
     }
 
     var diffusionOptions: DiffusionSamplingOptions {
-        DiffusionSamplingOptions(steps: steps ?? DiffusionSamplingOptions().steps, eta: eta, guidance: guidance)
+        DiffusionSamplingOptions(steps: steps ?? DiffusionSamplingOptions().steps, eta: eta, guidance: guidance,
+                                 tokenHead: tokenHead)
     }
 
     /// The settings manifest.jsonl records for this prior.
@@ -69,6 +73,7 @@ struct SamplingArguments: ParsableArguments {
         switch prior {
         case .ar: "\"temperature\":\(temperature),\"top_k\":\(topK),\"top_p\":\(topP),\"guidance\":\(guidance)"
         case .diffusion: "\"steps\":\(diffusionOptions.steps),\"eta\":\(eta),\"guidance\":\(guidance)"
+            + (tokenHead ? ",\"token_head\":true" : "")
         }
     }
 }
@@ -123,9 +128,14 @@ struct LoadedModel {
         switch sampling.prior {
         case .ar:
             if sampling.steps != nil { throw TesseraError("--steps applies to the diffusion prior only") }
+            if sampling.tokenHead { throw TesseraError("--token-head applies to the diffusion prior only") }
             prior = .ar(try ARPrior.load(modelDirectory: directory, manifest: manifest))
         case .diffusion:
             let diffusion = try DiffusionPrior.load(modelDirectory: directory, manifest: manifest)
+            if sampling.tokenHead && diffusion.config.tokenLossWeight == 0 {
+                throw TesseraError("--token-head: this model's diffusion prior has no token head (it was trained without --token-loss)",
+                                   path: directory)
+            }
             if let steps = sampling.steps, steps > diffusion.config.diffusionSteps {
                 throw TesseraError("--steps \(steps) is more than the \(diffusion.config.diffusionSteps) noise levels of this model's diffusion prior")
             }
@@ -218,7 +228,7 @@ struct LoadedModel {
             }
             let options = sampling.diffusionOptions
             let every = max(1, options.steps / 10)
-            let latents = prior.sample(text: text, options: options, rng: &rng, keep: known, onStep: { step, clean in
+            let latents = prior.sample(text: text, options: options, rng: &rng, keep: known, codeVectors: codes, onStep: { step, clean in
                 guard let onProgress, step % every == 0 || step == options.steps - 1 else { return }
                 onProgress(picture(latent: prior.denormalize(Array(clean.prefix(prior.config.imageLength * d)))))
             })

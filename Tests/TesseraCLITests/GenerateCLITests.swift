@@ -98,6 +98,10 @@ import TesseraTensor
         _ = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--steps", "8",
                             "--seed", "3", "--out", work + "/d2.png"])
         #expect(FileManager.default.contents(atPath: work + "/d1.png") == FileManager.default.contents(atPath: work + "/d2.png"))
+        let headless = try runTessera(["generate", "a red circle", "--model", model, "--prior", "diffusion", "--token-head",
+                                       "--out", work + "/head.png"])
+        #expect(headless.status != 0 && headless.stderr.contains("has no token head")
+                && !FileManager.default.fileExists(atPath: work + "/head.png"), "\(headless.stderr)")
         let strip = try Image(contentsOfPNG: work + "/steps.png")
         #expect(strip.width > 8 * 16)  // a frame for every step of 8, the picture 16 px wide
         let diffusionBatch = try runTessera(["generate", "--prompts", work + "/prompts.txt", "--out-dir", work + "/dout",

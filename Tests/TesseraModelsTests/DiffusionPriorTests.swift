@@ -387,6 +387,17 @@ let tinyCodeVectors: [Float] = (0..<8).flatMap { k -> [Float] in
         let losses = (0..<options.steps).map { _ in trainer.train(examples).tokens }
         let last = losses.suffix(20).reduce(0, +) / 20
         #expect(abs(losses[0] - log(8)) < 1e-4 && last < 0.1, "token cross-entropy \(losses[0]) → \(last)")
+        // Sampling from the head's probabilities draws each caption's grid, the same for a seed.
+        let prior = trainer.prior
+        let text = prior.textTokens([1]) + prior.textTokens([2, 3])
+        let sampling = DiffusionSamplingOptions(steps: 10, guidance: 2, tokenHead: true)
+        func draw(_ seed: UInt64) -> [Float] {
+            var rng = RandomGenerator(seed: seed)
+            return prior.sample(text: text, options: sampling, rng: &rng, codeVectors: tinyCodeVectors)
+        }
+        let latents = draw(6)
+        #expect(snapToCodes(prior.denormalize(latents), codeVectors: tinyCodeVectors, dimension: 4) == examples.flatMap(\.grid))
+        #expect(draw(6) == latents && draw(7) != latents)
     }
 
     /// An 8-pixel picture on a 4-wide grid (2-pixel patches): the border's most frequent colour
