@@ -166,6 +166,13 @@ import TesseraTensor
         let scene = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--out", work + "/scene.png"])
         #expect(scene.status == 0, "\(scene.stderr)")
         #expect(FileManager.default.fileExists(atPath: work + "/scene.png"))
+        // The shipped Shapes diffusion prior: one flag swaps the prior; a seed gives the same picture.
+        for name in ["d1", "d2"] {
+            let drawn = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--prior", "diffusion",
+                                        "--seed", "5", "--out", work + "/\(name).png"])
+            #expect(drawn.status == 0, "\(drawn.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: work + "/d1.png")) == Data(contentsOf: URL(fileURLWithPath: work + "/d2.png")))
     }
 
     /// The scorer on the same model: it reranks and scores generate's pictures, and eval and
