@@ -141,7 +141,7 @@ struct Compare: ParsableCommand {
         for kind in PriorKind.allCases {
             var settings = sampling
             settings.prior = kind
-            if kind == .ar { settings.steps = nil }
+            if kind == .ar { (settings.steps, settings.tokenHead) = (nil, false) }  // diffusion-only settings
             loaded.append((kind, try LoadedModel(model, sampling: settings), settings))
         }
         for line in lines { _ = try loaded[0].1.captionIds(line) }

@@ -219,6 +219,11 @@ import TesseraTensor
         let withPrior = try runTessera(["compare", "--model", model, "--prompts", work + "/prompts.txt", "--out", work + "/bad",
                                         "--prior", "ar"])
         #expect(withPrior.status != 0 && withPrior.stderr.contains("--prior does not apply"), "\(withPrior.stderr)")
+        // --token-head concerns the diffusion side only: the AR side takes it without complaint, and
+        // this model's diffusion prior, trained without a token head, is refused by name.
+        let headless = try runTessera(["compare", "--model", model, "--prompts", work + "/prompts.txt", "--out", work + "/bad",
+                                       "--token-head"])
+        #expect(headless.status != 0 && headless.stderr.contains("has no token head"), "\(headless.stderr)")
         let noPrompts = try runTessera(["compare", "--model", model, "--prompts", work + "/missing.txt", "--out", work + "/bad"])
         #expect(noPrompts.status != 0 && noPrompts.stderr.contains("missing.txt: cannot read"), "\(noPrompts.stderr)")
         #expect(!FileManager.default.fileExists(atPath: work + "/bad"))
