@@ -166,13 +166,16 @@ import TesseraTensor
         let scene = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--out", work + "/scene.png"])
         #expect(scene.status == 0, "\(scene.stderr)")
         #expect(FileManager.default.fileExists(atPath: work + "/scene.png"))
-        // The shipped Shapes diffusion prior: one flag swaps the prior; a seed gives the same picture.
-        for name in ["d1", "d2"] {
-            let drawn = try runTessera(["generate", "a small blue circle in the center", "--model", "shapes", "--prior", "diffusion",
-                                        "--seed", "5", "--out", work + "/\(name).png"])
-            #expect(drawn.status == 0, "\(drawn.stderr)")
+        // The shipped diffusion priors: one flag swaps the prior; a seed gives the same picture.
+        for (model, prompt) in [("shapes", "a small blue circle in the center"), ("emoji", "red apple")] {
+            for name in ["d1", "d2"] {
+                let drawn = try runTessera(["generate", prompt, "--model", model, "--prior", "diffusion",
+                                            "--seed", "5", "--out", work + "/\(model)-\(name).png"])
+                #expect(drawn.status == 0, "\(drawn.stderr)")
+            }
+            let (first, second) = (URL(fileURLWithPath: work + "/\(model)-d1.png"), URL(fileURLWithPath: work + "/\(model)-d2.png"))
+            #expect(try Data(contentsOf: first) == Data(contentsOf: second), "\(model)")
         }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: work + "/d1.png")) == Data(contentsOf: URL(fileURLWithPath: work + "/d2.png")))
     }
 
     /// The scorer on the same model: it reranks and scores generate's pictures, and eval and
