@@ -1,5 +1,8 @@
 // Contact sheets: pictures in a grid with padding and an optional caption under each, drawn
-// with the built-in 5×7 bitmap font below (printable ASCII; anything else shows as "?").
+// with the built-in 5×7 bitmap font below (printable ASCII; accented letters lose their accents,
+// typographic quotes and dashes become their ASCII kin, and anything else shows as "?").
+
+import Foundation
 
 public enum ContactSheet {
     /// Pictures (any sizes; RGBA is flattened on white) laid out `columns` to a row in cells as
@@ -38,7 +41,7 @@ public enum BitmapFont {
     /// Text drawn with its top-left corner at (x, y), clipped to the image.
     public static func draw(_ text: String, into image: inout Image, x: Int, y: Int, color: [UInt8]) {
         let value = (0..<image.channels).map { $0 < color.count ? color[$0] : 255 }  // opaque ink
-        for (index, scalar) in text.unicodeScalars.enumerated() {
+        for (index, scalar) in folded(text).unicodeScalars.enumerated() {
             let rows = glyph(scalar)
             for (row, bits) in rows.enumerated() {
                 for column in 0..<5 where bits & (0x10 >> column) != 0 {
@@ -51,11 +54,30 @@ public enum BitmapFont {
         }
     }
 
-    /// Greedy word wrap to `width` pixels; the last kept line ends in "..." when text is cut.
+    /// Text the font can draw: "piñata" → "pinata", “reserved” → "reserved" in straight quotes,
+    /// an en or em dash → "-", "…" → "..."; any other character outside printable ASCII → "?".
+    public static func folded(_ text: String) -> String {
+        var ascii = ""
+        for scalar in text.decomposedStringWithCanonicalMapping.unicodeScalars {
+            switch scalar.value {
+            case 32...126: ascii.unicodeScalars.append(scalar)
+            case 0x0300...0x036F: continue  // a combining accent of the letter before it
+            case 0x2018, 0x2019: ascii += "'"
+            case 0x201C, 0x201D: ascii += "\""
+            case 0x2013, 0x2014: ascii += "-"
+            case 0x2026: ascii += "..."
+            default: ascii += "?"
+            }
+        }
+        return ascii
+    }
+
+    /// Greedy word wrap to `width` pixels, after `folded`; the last kept line ends in "..."
+    /// when text is cut.
     public static func wrap(_ text: String, width: Int, maximumLines: Int) -> [String] {
         let perLine = max(1, width / advance)
         var lines = [String](), current = ""
-        for word in text.split(separator: " ").map(String.init) {
+        for word in folded(text).split(separator: " ").map(String.init) {
             var word = word
             while word.count > perLine {  // a word wider than the cell is broken
                 if !current.isEmpty { lines.append(current); current = "" }

@@ -139,6 +139,14 @@ func encodePNG(width: Int, height: Int, bitDepth: Int, colorType: Int, rows: [[U
         #expect(BitmapFont.wrap("one two three four", width: 30, maximumLines: 2) == ["one", "tw..."])
     }
 
+    /// Emoji names hold accents and typographic quotes; the font draws their ASCII kin.
+    @Test func foldingKeepsNamesReadable() {
+        #expect(BitmapFont.folded("japanese \u{201C}reserved\u{201D} button") == "japanese \"reserved\" button")
+        #expect(BitmapFont.folded("pi\u{F1}ata, flag: r\u{E9}union \u{2013} 1\u{2026}") == "pinata, flag: reunion - 1...")
+        #expect(BitmapFont.folded("\u{4E2D} \u{1F600}") == "? ?")
+        #expect(BitmapFont.wrap("caf\u{E9} \u{2018}x\u{2019}", width: 60, maximumLines: 1) == ["cafe 'x'"])
+    }
+
     @Test func terminalPreviewUsesHalfBlocks() {
         let image = Image(width: 2, height: 2, channels: 3, pixels: [255, 0, 0, 0, 255, 0, 0, 0, 255, 1, 2, 3])
         let text = TerminalPreview.render(image, columns: 2, rows: 1)
