@@ -1,9 +1,9 @@
 // Seconds per picture of the two priors as Tessera ships them (6 layers of width 192, 6 heads,
 // 32 text positions, a 16×16 grid of 512 codes of dimension 16; the diffusion prior's in 2×2
 // patches, with 3 text layers, the caption as context, the flat caption vector, cell embeddings
-// and a token head, which sampling does not run): the AR prior writing 256 tokens over its KV cache at the default sampling settings,
-// and the diffusion prior at its defaults (25 DDIM steps, guidance, so two rows a step); one
-// picture at a time. Weights are freshly initialised: the work per picture does not depend on them.
+// and a token head, which sampling does not run): the AR prior writing 256 tokens over its KV
+// cache at the default sampling settings, and the diffusion prior at its defaults (25 DDIM
+// steps, guidance, so two rows a step); one picture at a time. Weights are freshly initialised: the work per picture does not depend on them.
 import Foundation
 import TesseraModels
 import TesseraTensor
