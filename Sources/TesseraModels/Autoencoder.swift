@@ -50,7 +50,7 @@ struct Decoder {
     let output: Conv2d
 
     init(_ p: ParameterStore, config: AutoencoderConfig, rng: inout RandomGenerator) {
-        let c = config.channels, groups = config.groups, top = c.count - 1
+        let c = config.decoderWidths, groups = config.groups, top = c.count - 1
         input = Conv2d(p, "decoder.input", in: config.codeDimension, out: c[top], kernel: 3, rng: &rng)
         var blocks: [[ResidualBlock]] = [], upsamples: [Conv2d] = []
         for level in c.indices {
@@ -144,6 +144,29 @@ public final class Autoencoder {
         let picture = decode(tape, quantizer.embed(tokens, batch: batch, height: side, width: side))
         tape.reset()
         return picture
+    }
+
+    /// This model's encoder and codebook with a new decoder of `config`'s shape (only the
+    /// decoder's channels and blocks may differ), so the token grids stay exactly this model's.
+    /// With the same channels the decoder starts as this one: its layers are copied and each
+    /// added residual block's last convolution starts at zero, so the block starts as the
+    /// identity and the new decoder draws what the old one drew. Other channels start afresh.
+    public func withNewDecoder(_ config: AutoencoderConfig, seed: UInt64) -> Autoencoder {
+        var kept = config
+        kept.decoderChannels = self.config.decoderChannels
+        kept.decoderBlocks = self.config.decoderBlocks
+        precondition(kept == self.config, "Autoencoder.withNewDecoder: only the decoder's channels and blocks may change")
+        let model = Autoencoder(config: config, seed: seed)
+        let warmStart = config.decoderWidths == self.config.decoderWidths
+        let source = Dictionary(uniqueKeysWithValues: namedTensors.map { ($0.name, $0.tensor) })
+        for (name, tensor) in model.namedTensors {
+            if let old = source[name], !name.hasPrefix(Self.decoderPrefix) || warmStart {
+                tensor.data.update(from: old.data, count: tensor.count)
+            } else if warmStart && name.hasSuffix(".conv2.weight") {
+                tensor.data.update(repeating: 0, count: tensor.count)
+            }
+        }
+        return model
     }
 
     /// Parameters and quantizer buffers under their checkpoint names.

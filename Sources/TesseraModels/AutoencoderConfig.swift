@@ -19,6 +19,9 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
     /// Residual blocks at each level of the encoder and of the decoder.
     public var encoderBlocks: [Int]
     public var decoderBlocks: [Int]
+    /// The decoder's channels per level when they differ from the encoder's (nil: the same).
+    /// A wider decoder can be trained later on a trained encoder's fixed tokens.
+    public var decoderChannels: [Int]?
     /// Group-norm groups; must divide every channel count.
     public var groups: Int
     public var quantizer: QuantizerKind
@@ -40,11 +43,12 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
                 decoderBlocks: [Int] = [0, 1, 2], groups: Int = 8, quantizer: QuantizerKind = .vq,
                 codebookSize: Int = 512, codeDimension: Int = 16, commitmentWeight: Float = 0.25,
                 emaDecay: Float = 0.99, restartThreshold: Float = 0.03, klWeight: Float = 1e-3,
-                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16) {
+                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil) {
         self.imageSize = imageSize
         self.channels = channels
         self.encoderBlocks = encoderBlocks
         self.decoderBlocks = decoderBlocks
+        self.decoderChannels = decoderChannels
         self.groups = groups
         self.quantizer = quantizer
         self.codebookSize = codebookSize
@@ -56,6 +60,9 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
         self.temperatureStart = temperatureStart
         self.temperatureEnd = temperatureEnd
     }
+
+    /// The decoder's channels per level, full resolution first.
+    public var decoderWidths: [Int] { decoderChannels ?? channels }
 
     /// How many pixels one grid cell covers on a side.
     public var downsampling: Int { 1 << (channels.count - 1) }
@@ -70,8 +77,11 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
             throw fail("encoderBlocks and decoderBlocks need one count per level (\(channels.count))")
         }
         guard (encoderBlocks + decoderBlocks).allSatisfy({ (0...8).contains($0) }) else { throw fail("0 to 8 blocks per level") }
-        guard groups >= 1, channels.allSatisfy({ (1...1024).contains($0) && $0 % groups == 0 }) else {
-            throw fail("channels \(channels) must be 1…1024 and divisible by groups \(groups)")
+        guard decoderWidths.count == channels.count else {
+            throw fail("decoderChannels need one count per level (\(channels.count))")
+        }
+        guard groups >= 1, (channels + decoderWidths).allSatisfy({ (1...1024).contains($0) && $0 % groups == 0 }) else {
+            throw fail("channels \(channels) and decoder channels \(decoderWidths) must be 1…1024 and divisible by groups \(groups)")
         }
         guard (8...512).contains(imageSize), imageSize % downsampling == 0 else {
             throw fail("image size \(imageSize) must be 8…512 and divisible by \(downsampling)")

@@ -11,7 +11,7 @@ extension Tape {
         precondition(bias == nil || bias!.shape == [outChannels], "conv2d: bias \(bias!.shape) for \(outChannels) channels")
         let g = ConvGeometry(channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                              kernel: weight.shape[2], stride: stride, padding: padding)
-        let out = output([batch, outChannels, g.gridHeight, g.gridWidth], x, weight, bias)  // (B, Cout, gh, gw)
+        let out = unfilledOutput([batch, outChannels, g.gridHeight, g.gridWidth], x, weight, bias)  // (B, Cout, gh, gw)
         withColumns(g) { columns in
             conv2dForward(out.data, x.data, weight.data, bias?.data, columns,
                           batch: batch, outChannels: outChannels, geometry: g)
@@ -39,7 +39,7 @@ extension Tape {
         let width = (x.shape[3] - 1) * stride - 2 * padding + k
         precondition(height > 0 && width > 0, "convTranspose2d: x \(x.shape) gives an empty output")
         let g = ConvGeometry(channels: outChannels, height: height, width: width, kernel: k, stride: stride, padding: padding)
-        let out = output([batch, outChannels, height, width], x, weight, bias)  // (B, Cout, H, W)
+        let out = unfilledOutput([batch, outChannels, height, width], x, weight, bias)  // (B, Cout, H, W)
         withColumns(g) { columns in
             convTranspose2dForward(out.data, x.data, weight.data, bias?.data, columns,
                                    batch: batch, inChannels: inChannels, geometry: g)

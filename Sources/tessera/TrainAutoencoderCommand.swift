@@ -14,8 +14,10 @@ struct AutoencoderModelOptions: ParsableArguments {
     var channels = "32,64,64"
     @Option(name: .customLong("encoder-blocks"), help: "Residual blocks per level in the encoder.")
     var encoderBlocks = "0,1,1"
-    @Option(name: .customLong("decoder-blocks"), help: "Residual blocks per level in the decoder.")
-    var decoderBlocks = "0,1,2"
+    @Option(name: .customLong("decoder-blocks"), help: "Residual blocks per level in the decoder (default 0,1,2).")
+    var decoderBlocks: String?
+    @Option(name: .customLong("decoder-channels"), help: "The decoder's channels per level when they differ from --channels.")
+    var decoderChannels: String?
     @Option(help: "Quantizer: vq (EMA, l2-normalised codes) or gumbel (DALL-E's dVAE).")
     var quantizer: QuantizerKind = .vq
     @Option(name: .customLong("codebook-size"), help: "K, the number of codes.")
@@ -23,18 +25,36 @@ struct AutoencoderModelOptions: ParsableArguments {
     @Option(name: .customLong("code-dimension"), help: "D, the dimension of a code.")
     var codeDimension = 16
 
+    /// A new model's config from the flags.
     func config() throws -> AutoencoderConfig {
-        func counts(_ text: String, _ flag: String) throws -> [Int] {
-            let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
-                throw ValidationError("--\(flag) takes comma-separated whole numbers, e.g. 32,64,64")
-            }
-            return values.map { $0! }
-        }
-        let config = AutoencoderConfig(
+        try checked(AutoencoderConfig(
             imageSize: imageSize, channels: try counts(channels, "channels"),
-            encoderBlocks: try counts(encoderBlocks, "encoder-blocks"), decoderBlocks: try counts(decoderBlocks, "decoder-blocks"),
-            quantizer: quantizer, codebookSize: codebookSize, codeDimension: codeDimension)
+            encoderBlocks: try counts(encoderBlocks, "encoder-blocks"),
+            decoderBlocks: try counts(decoderBlocks ?? "0,1,2", "decoder-blocks"),
+            quantizer: quantizer, codebookSize: codebookSize, codeDimension: codeDimension,
+            decoderChannels: try decoderChannels.map { try counts($0, "decoder-channels") }))
+    }
+
+    /// A trained model's config with the decoder reshaped by --decoder-channels / --decoder-blocks,
+    /// or nil when neither is given.
+    func reshapedDecoder(of trained: AutoencoderConfig) throws -> AutoencoderConfig? {
+        guard decoderChannels != nil || decoderBlocks != nil else { return nil }
+        var config = trained
+        if let decoderChannels { config.decoderChannels = try counts(decoderChannels, "decoder-channels") }
+        if let decoderBlocks { config.decoderBlocks = try counts(decoderBlocks, "decoder-blocks") }
+        if config.decoderChannels == config.channels { config.decoderChannels = nil }
+        return try checked(config)
+    }
+
+    private func counts(_ text: String, _ flag: String) throws -> [Int] {
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("--\(flag) takes comma-separated whole numbers, e.g. 32,64,64")
+        }
+        return values.map { $0! }
+    }
+
+    private func checked(_ config: AutoencoderConfig) throws -> AutoencoderConfig {
         do { try config.validate() } catch let error as TesseraError { throw ValidationError(error.problem) }
         return config
     }
@@ -75,7 +95,7 @@ struct TrainAutoencoder: ParsableCommand {
     @Option(name: .customLong("validate-every"), help: "Steps between held-out figures.")
     var validateEvery = 1000
     @Flag(name: .customLong("fine-tune-decoder"),
-          help: "Train only the decoder of the model folder's trained autoencoder (its config is kept; the model flags are ignored). Tokens stay the same, so a prior trained on them stays valid.")
+          help: "Train only the decoder of the model folder's trained autoencoder. Its config is kept, except that --decoder-channels / --decoder-blocks, when given, start a fresh decoder of that shape; other model flags are ignored. Tokens stay the same, so a prior trained on them stays valid.")
     var fineTuneDecoder = false
     @Flag(help: "Continue from the model folder's checkpoint (config and options come from it); with --fine-tune-decoder, from the decoder fine-tuning's.")
     var resume = false
@@ -92,7 +112,10 @@ struct TrainAutoencoder: ParsableCommand {
         let trainingFolder = (modelDirectory as NSString).appendingPathComponent("training")
         let checkpointPath = (trainingFolder as NSString).appendingPathComponent(
             fineTuneDecoder ? "decoder-checkpoint.safetensors" : "autoencoder-checkpoint.safetensors")
-        let trained = fineTuneDecoder && !resume ? try Autoencoder.load(modelDirectory: modelDirectory).0 : nil
+        var trained = fineTuneDecoder && !resume ? try Autoencoder.load(modelDirectory: modelDirectory).0 : nil
+        if let old = trained, let reshaped = try model.reshapedDecoder(of: old.config) {
+            trained = old.withNewDecoder(reshaped, seed: seed)
+        }
         var (config, options) = (try trained?.config ?? model.config(), AutoencoderTrainingOptions())
         options.steps = steps ?? 6000
         options.batchSize = batchSize

@@ -48,6 +48,16 @@ import Testing
         #expect(tuned.status == 0 && tuned.stdout.contains("decoder fine-tuning"), "\(tuned.stderr)")
         #expect(FileManager.default.fileExists(atPath: model + "/training/decoder-checkpoint.safetensors"))
         #expect(try runTessera(["tokens", data + "/train-000000.png", "--model", model]).stdout == tokens.stdout)
+        // A deeper decoder on the same tokens; model.json follows.
+        let deeper = try runTessera(["train", "autoencoder", "--fine-tune-decoder", "--decoder-blocks", "1,1,2",
+                                     "--data", data, "--model-dir", model, "--steps", "2", "--batch-size", "2"])
+        #expect(deeper.status == 0, "\(deeper.stderr)")
+        #expect(try runTessera(["tokens", data + "/train-000000.png", "--model", model]).stdout == tokens.stdout)
+        let reshaped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/model.json"))) as? [String: Any]
+        #expect((reshaped?["autoencoder"] as? [String: Any])?["decoderBlocks"] as? [Int] == [1, 1, 2])
+        let badShape = try runTessera(["train", "autoencoder", "--fine-tune-decoder", "--decoder-channels", "8,16",
+                                       "--data", data, "--model-dir", model, "--steps", "2"])
+        #expect(badShape.status != 0 && badShape.stderr.contains("decoderChannels need one count per level"), "\(badShape.stderr)")
 
         // Bad grids: the line is named and nothing is written.
         try "1 2 3 4\n1 2 3\n1 2 3 4\n1 2 3 4\n".write(toFile: work + "/ragged.txt", atomically: true, encoding: .utf8)

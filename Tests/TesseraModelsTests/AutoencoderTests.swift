@@ -243,6 +243,36 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         #expect(psnrAfter > psnrBefore + 3, "PSNR \(psnrBefore) → \(psnrAfter) dB")
     }
 
+    @Test func aNewDecoderKeepsTheTokensAndStartsFromTheOldOne() {
+        let pictures = blockPictures(4, seed: 22)
+        let model = Autoencoder(config: tinyConfig(), seed: 8)
+        var options = AutoencoderTrainingOptions()
+        options.steps = 5
+        options.batchSize = 4
+        let trainer = AutoencoderTrainer(model: model, options: options)
+        for _ in 0..<options.steps { _ = trainer.train(pixels: Array(pictures.joined())) }
+        let x = Tensor(shape: [4, 3, 16, 16], values: Array(pictures.joined()))
+        let tokens = model.tokens(x)
+        let drawn = model.pictures(tokens: tokens, batch: 4).values
+
+        // More blocks, the same channels: the new blocks start as the identity.
+        var deeper = model.config
+        deeper.decoderBlocks = [1, 2, 2]
+        let grown = model.withNewDecoder(deeper, seed: 3)
+        #expect(grown.config.decoderBlocks == [1, 2, 2])
+        #expect(grown.parameters.scalarCount > model.parameters.scalarCount)
+        #expect(grown.tokens(x) == tokens)
+        #expect(grown.pictures(tokens: tokens, batch: 4).values == drawn)
+
+        // Other channels: a fresh decoder (it draws something else), the same tokens.
+        var wider = model.config
+        wider.decoderChannels = [16, 16, 32]
+        let widened = model.withNewDecoder(wider, seed: 3)
+        #expect(widened.tokens(x) == tokens)
+        #expect(widened.parameters["decoder.output.weight"]?.shape == [3, 16, 3, 3])
+        #expect(widened.pictures(tokens: tokens, batch: 4).values != drawn)
+    }
+
     @Test func decoderFineTuningResumesExactly() throws {
         var options = AutoencoderTrainingOptions()
         options.steps = 6
