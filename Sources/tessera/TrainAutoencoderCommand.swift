@@ -95,7 +95,7 @@ struct TrainAutoencoder: ParsableCommand {
     @Option(name: .customLong("validate-every"), help: "Steps between held-out figures.")
     var validateEvery = 1000
     @Flag(name: .customLong("fine-tune-decoder"),
-          help: "Train only the decoder of the model folder's trained autoencoder. Its config is kept, except that --decoder-channels / --decoder-blocks, when given, start a fresh decoder of that shape; other model flags are ignored. Tokens stay the same, so a prior trained on them stays valid.")
+          help: "Train only the decoder of the model folder's trained autoencoder. Its config is kept, except that --decoder-blocks / --decoder-channels, when given, reshape the decoder (with the same channels it starts as the old one, added blocks as the identity; other channels start afresh); other model flags are ignored. Tokens stay the same, so a prior trained on them stays valid.")
     var fineTuneDecoder = false
     @Flag(help: "Continue from the model folder's checkpoint (config and options come from it); with --fine-tune-decoder, from the decoder fine-tuning's.")
     var resume = false
