@@ -8,7 +8,7 @@ extension Tape {
     public func swapMiddleAxes(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4, "swapMiddleAxes: x \(x.shape) is not 4-D")
         let (a, b, c, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let out = output([a, c, b, d], x)  // (A, C, B, D)
+        let out = unfilledOutput([a, c, b, d], x)  // (A, C, B, D)
         swapMiddleAxesForward(out.data, x.data, a, b, c, d)
         record(out) { swapMiddleAxesBackward(x.grad, out.grad, a, b, c, d) }
         return out

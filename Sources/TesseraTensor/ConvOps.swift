@@ -60,7 +60,7 @@ extension Tape {
     public func upsampleNearest(_ x: Tensor, factor: Int) -> Tensor {
         precondition(x.shape.count == 4 && factor >= 1, "upsampleNearest: x \(x.shape), factor \(factor)")
         let (planes, height, width) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
-        let out = output([x.shape[0], x.shape[1], height * factor, width * factor], x)  // (B, C, H·f, W·f)
+        let out = unfilledOutput([x.shape[0], x.shape[1], height * factor, width * factor], x)  // (B, C, H·f, W·f)
         upsampleNearestForward(out.data, x.data, planes: planes, height: height, width: width, factor: factor)
         record(out) {
             upsampleNearestBackward(x.grad, out.grad, planes: planes, height: height, width: width, factor: factor)

@@ -83,7 +83,7 @@ extension Tape {
     /// a + alpha·b.
     private func combine(_ a: Tensor, _ alpha: Float, _ b: Tensor) -> Tensor {
         precondition(a.shape == b.shape, "add/sub: shapes \(a.shape) and \(b.shape) differ")
-        let out = output(a.shape, a, b)
+        let out = unfilledOutput(a.shape, a, b)
         addScaled(out.data, a.data, alpha, b.data, a.count)
         record(out) {
             if a.requiresGrad { axpy(a.grad, 1, out.grad, a.count) }
@@ -95,7 +95,7 @@ extension Tape {
     /// a ⊙ b, same shape.
     public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.shape == b.shape, "mul: shapes \(a.shape) and \(b.shape) differ")
-        let out = output(a.shape, a, b)
+        let out = unfilledOutput(a.shape, a, b)
         multiply(out.data, a.data, b.data, a.count)
         record(out) {
             if a.requiresGrad { multiplyAccumulate(a.grad, out.grad, b.data, a.count) }
@@ -106,7 +106,7 @@ extension Tape {
 
     /// alpha · x.
     public func scale(_ x: Tensor, by alpha: Float) -> Tensor {
-        let out = output(x.shape, x)
+        let out = unfilledOutput(x.shape, x)
         TesseraKernels.scale(out.data, alpha, x.data, x.count)
         record(out) { axpy(x.grad, alpha, out.grad, x.count) }
         return out
@@ -115,7 +115,7 @@ extension Tape {
     /// s · x for a one-element tensor s that may be learned (CLIP's logit scale): ds = Σ x ⊙ dy.
     public func scale(_ x: Tensor, byScalar s: Tensor) -> Tensor {
         precondition(s.count == 1, "scale(byScalar:): s of shape \(s.shape) is not one element")
-        let out = output(x.shape, x, s)
+        let out = unfilledOutput(x.shape, x, s)
         TesseraKernels.scale(out.data, s.data[0], x.data, x.count)
         record(out) {
             if x.requiresGrad { axpy(x.grad, s.data[0], out.grad, x.count) }
@@ -126,7 +126,7 @@ extension Tape {
 
     /// exp(min(x, maximum)) element-wise; no gradient flows where x is capped.
     public func exp(_ x: Tensor, maximum: Float = .infinity) -> Tensor {
-        let out = output(x.shape, x)
+        let out = unfilledOutput(x.shape, x)
         for i in 0..<x.count { out.data[i] = Foundation.exp(min(x.data[i], maximum)) }
         record(out) {
             for i in 0..<x.count where x.data[i] < maximum { x.grad[i] += out.grad[i] * out.data[i] }
