@@ -80,12 +80,15 @@ struct Evaluate: ParsableCommand {
     var count = 100
     @Flag(help: "Print the figures as JSON instead of a table.")
     var json = false
+    @Flag(help: "Score the model's image tokenizer instead of a prior: each picture to tokens and back (PSNR, codes used, and on 64 px Shapes data the checker's exact match). Sampling options are ignored.")
+    var autoencoder = false
 
     func validate() throws {
         guard (1...100_000).contains(count) else { throw ValidationError("--count must be 1…100,000") }
     }
 
     func run() throws {
+        if autoencoder { return try evaluateAutoencoder() }
         let loaded = try LoadedModel(model, sampling: sampling)
         let dataset = try FolderDataset(directory: data)
         let items = Array(dataset.items.prefix(count))
@@ -101,6 +104,29 @@ struct Evaluate: ParsableCommand {
         } else {
             if loaded.scorer == nil { say("(this model has no scorer: CLIP score, R-precision and FID need `tessera train scorer`)") }
             print(textTable(["\(sampling.prior.rawValue) prior on \(data)", ""], result.rows.map { [$0.0, $0.1] }), terminator: "")
+        }
+    }
+}
+
+extension Evaluate {
+    /// The tokenizer's round trip on the first `count` pictures of `data`.
+    func evaluateAutoencoder() throws {
+        let (autoencoder, _) = try Autoencoder.load(modelDirectory: try model.directory())
+        let held = try HeldOut(directory: data, count: count, imageSize: autoencoder.config.imageSize)
+        let score = autoencoder.score(pictures: held.pictures, captions: held.captions)
+        let exact = score.shapesExact.map { String(format: "%.1f %%", 100 * $0) } ?? "—"
+        if json {
+            let object: [String: Any] = [
+                "part": "autoencoder", "images": score.images, "psnr": score.psnr,
+                "codebook_usage": score.codebookUsage, "exact_match": score.shapesExact ?? NSNull(),
+            ]
+            let text = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: text, as: UTF8.self))
+        } else {
+            print(textTable(["autoencoder on \(data)", ""], [
+                ["pictures", "\(score.images)"], ["PSNR", String(format: "%.2f dB", score.psnr)],
+                ["codes used", String(format: "%.1f %%", 100 * score.codebookUsage)], ["Shapes exact match", exact],
+            ]), terminator: "")
         }
     }
 }

@@ -21,6 +21,13 @@ import Testing
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/model.json"))) as? [String: Any]
         #expect(manifest?["grid"] as? [Int] == [4, 4] && manifest?["codebookSize"] as? Int == 16)
 
+        // The tokenizer's round trip scored by eval (16 px pictures: no Shapes checker).
+        let scored = try runTessera(["eval", "--model", model, "--data", data, "--autoencoder", "--json"])
+        #expect(scored.status == 0, "\(scored.stderr)")
+        let figures = try JSONSerialization.jsonObject(with: Data(scored.stdout.utf8)) as? [String: Any]
+        #expect(figures?["images"] as? Int == 4 && (figures?["psnr"] as? Double ?? 0) > 5, "\(scored.stdout)")
+        #expect(figures?["exact_match"] is NSNull, "\(scored.stdout)")
+
         let tokens = try runTessera(["tokens", data + "/train-000000.png", "--model", model])
         #expect(tokens.status == 0, "\(tokens.stderr)")
         let lines = tokens.stdout.split(separator: "\n")
