@@ -111,9 +111,9 @@ struct Evaluate: ParsableCommand {
 extension Evaluate {
     /// The tokenizer's round trip on the first `count` pictures of `data`.
     func evaluateAutoencoder() throws {
-        let (autoencoder, _) = try Autoencoder.load(modelDirectory: try model.directory())
-        let held = try HeldOut(directory: data, count: count, imageSize: autoencoder.config.imageSize)
-        let score = autoencoder.score(pictures: held.pictures, captions: held.captions)
+        let (tokenizer, _) = try Autoencoder.load(modelDirectory: try model.directory())
+        let held = try HeldOut(directory: data, count: count, imageSize: tokenizer.config.imageSize)
+        let score = tokenizer.score(pictures: held.pictures, captions: held.captions)
         let exact = score.shapesExact.map { String(format: "%.1f %%", 100 * $0) } ?? "—"
         if json {
             let object: [String: Any] = [
