@@ -99,6 +99,7 @@ public final class Autoencoder {
         let quantizer: any Quantizer = switch config.quantizer {
         case .vq: VectorQuantizer(config: config, rng: &rng)
         case .gumbel: GumbelQuantizer(config: config, parameters: parameters, rng: &rng)
+        case .fsq: FiniteScalarQuantizer(config: config)
         }
         self.quantizer = quantizer
         encoder = Encoder(parameters, config: config, headChannels: quantizer.headChannels, rng: &rng)

@@ -8,6 +8,8 @@ public enum QuantizerKind: String, Codable, Sendable, CaseIterable {
     case vq
     /// DALL-E's Gumbel-softmax relaxation over K logits per position.
     case gumbel
+    /// Finite scalar quantization: each of D channels rounded to a few levels (Mentzer et al. 2023).
+    case fsq
 }
 
 public struct AutoencoderConfig: Codable, Equatable, Sendable {
@@ -38,12 +40,15 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
     public var klWeight: Float
     public var temperatureStart: Float
     public var temperatureEnd: Float
+    /// FSQ: the levels of each channel (nil for the other quantizers); D is their count and K
+    /// their product.
+    public var levels: [Int]?
 
     public init(imageSize: Int = 64, channels: [Int] = [32, 64, 64], encoderBlocks: [Int] = [0, 1, 1],
                 decoderBlocks: [Int] = [0, 1, 2], groups: Int = 8, quantizer: QuantizerKind = .vq,
                 codebookSize: Int = 512, codeDimension: Int = 16, commitmentWeight: Float = 0.25,
                 emaDecay: Float = 0.99, restartThreshold: Float = 0.03, klWeight: Float = 1e-3,
-                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil) {
+                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil, levels: [Int]? = nil) {
         self.imageSize = imageSize
         self.channels = channels
         self.encoderBlocks = encoderBlocks
@@ -59,6 +64,17 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
         self.klWeight = klWeight
         self.temperatureStart = temperatureStart
         self.temperatureEnd = temperatureEnd
+        self.levels = levels
+    }
+
+    /// An FSQ config's levels with K and D set from them.
+    public func withLevels(_ levels: [Int]) -> AutoencoderConfig {
+        var config = self
+        config.quantizer = .fsq
+        config.levels = levels
+        config.codeDimension = levels.count
+        config.codebookSize = levels.reduce(1) { $0 &* $1 }
+        return config
     }
 
     /// The decoder's channels per level, full resolution first.
@@ -91,6 +107,16 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
         guard emaDecay > 0 && emaDecay < 1, commitmentWeight >= 0, restartThreshold >= 0, klWeight >= 0,
               temperatureStart > 0, temperatureEnd > 0 else {
             throw fail("weights must be ≥ 0, the EMA decay in (0, 1), temperatures > 0")
+        }
+        if quantizer == .fsq {
+            guard let levels, !levels.isEmpty, levels.allSatisfy({ (2...256).contains($0) }) else {
+                throw fail("the fsq quantizer needs levels, each 2…256")
+            }
+            guard levels.count == codeDimension, levels.reduce(1, { $0 &* $1 }) == codebookSize else {
+                throw fail("fsq levels \(levels) give \(levels.count) dimensions and their product in codes, not \(codeDimension) and \(codebookSize)")
+            }
+        } else if levels != nil {
+            throw fail("levels belong to the fsq quantizer only")
         }
     }
 

@@ -3,6 +3,8 @@
 // outputs (van den Oord et al. 2017, appendix; Yu et al. 2021 for the normalised lookup), dead
 // codes restarted from recent encoder outputs. Gumbel: DALL-E's dVAE relaxation (Ramesh et al.
 // 2021), K logits per position, a soft one-hot at a falling temperature, KL to the uniform prior.
+// FSQ: finite scalar quantization (Mentzer et al. 2023), each of D channels rounded to a few
+// levels; the codebook is every combination of levels, so it has no state and no dead codes.
 import Foundation
 import TesseraKernels
 import TesseraTensor
@@ -194,6 +196,51 @@ public final class GumbelQuantizer: Quantizer {
     }
 
     public func codeVectors() -> [Float] { embedding.values }
+}
+
+public final class FiniteScalarQuantizer: Quantizer {
+    /// Levels per channel; a code is the channels' levels in mixed radix, the first most significant.
+    public let levels: [Int]
+    public let codebookSize: Int
+
+    public init(config: AutoencoderConfig) {
+        levels = config.levels ?? []
+        codebookSize = config.codebookSize
+        precondition(!levels.isEmpty && levels.reduce(1, *) == codebookSize, "FSQ: levels \(levels) for \(codebookSize) codes")
+    }
+
+    public var headChannels: Int { levels.count }
+    public var buffers: [(name: String, tensor: Tensor)] { [] }
+
+    public func quantize(_ tape: Tape, _ head: Tensor, training: Bool, step: Int, totalSteps: Int,
+                         rng: inout RandomGenerator) -> QuantizerOutput {
+        let (latent, chosen) = tape.finiteScalarQuantize(head, levels: levels)
+        let d = levels.count
+        let codes = (0..<(chosen.count / d)).map { p in
+            (0..<d).reduce(Int32(0)) { code, c in code * Int32(levels[c]) + chosen[p * d + c] }
+        }
+        return QuantizerOutput(latent: latent, codes: codes, loss: Tensor(shape: [1]))
+    }
+
+    public func embed(_ codes: [Int32], batch: Int, height: Int, width: Int) -> Tensor {
+        codeVectors().withUnsafeBufferPointer { table in
+            embedRows(codes, table: table.baseAddress!, dimension: levels.count, batch: batch, height: height, width: width)
+        }
+    }
+
+    /// Code k's latent (K, D): its level in each channel spread over [−1, 1].
+    public func codeVectors() -> [Float] {
+        let d = levels.count
+        var table = [Float](repeating: 0, count: codebookSize * d)
+        for k in 0..<codebookSize {
+            var rest = k
+            for c in (0..<d).reversed() {
+                table[k * d + c] = Float(rest % levels[c]) * 2 / Float(levels[c] - 1) - 1
+                rest /= levels[c]
+            }
+        }
+        return table
+    }
 }
 
 /// Rows of `table` (K, D) picked by codes (B·h·w) laid out as a decoder input (B, D, h, w).

@@ -1,6 +1,7 @@
 // Vector quantization as one tape op (VQ-VAE, van den Oord et al. 2017): each position of an
 // NCHW latent takes its nearest codebook vector; the gradient passes straight through to the
 // encoder, and the codebook and commitment losses come out of the same op.
+import Foundation
 import TesseraKernels
 
 extension Tape {
@@ -83,4 +84,40 @@ public func nearestCodes(_ x: UnsafePointer<Float>, _ codebook: UnsafePointer<Fl
         }
     } }
     return result
+}
+
+extension Tape {
+    /// Finite scalar quantization (Mentzer et al. 2023, "Finite Scalar Quantization: VQ-VAE Made
+    /// Simple"): channel c of z (B, C, h, w) is squashed to u = clamp(σ(z)·L_c − ½, 0, L_c − 1),
+    /// which gives each of its L_c levels an equal share of σ's range, and rounded to the level
+    /// q = ⌊u + ½⌋. The output is q spread over [−1, 1]: 2q / (L_c − 1) − 1. The gradient goes
+    /// straight through the rounding and the clamp to σ. Also returns the levels, (B·h·w, C)
+    /// row-major over (b, y, x).
+    public func finiteScalarQuantize(_ z: Tensor, levels: [Int]) -> (quantized: Tensor, levels: [Int32]) {
+        precondition(z.shape.count == 4 && z.shape[1] == levels.count && levels.allSatisfy { $0 >= 2 },
+                     "finiteScalarQuantize: z \(z.shape) with levels \(levels)")
+        let (batch, channels, plane) = (z.shape[0], z.shape[1], z.shape[2] * z.shape[3])
+        let out = output(z.shape, z)  // (B, C, h, w)
+        let slopes = Tensor(shape: z.shape)  // (B, C, h, w) d out / d z
+        var chosen = [Int32](repeating: 0, count: batch * plane * channels)  // (B·h·w, C)
+        for b in 0..<batch {
+            for c in 0..<channels {
+                let count = Float(levels[c]), spread = 2 / (count - 1)
+                let offset = (b * channels + c) * plane
+                for p in 0..<plane {
+                    let s = 1 / (1 + Foundation.exp(-z.data[offset + p]))
+                    let u = min(max(s * count - 0.5, 0), count - 1)
+                    let q = (u + 0.5).rounded(.down)
+                    out.data[offset + p] = q * spread - 1
+                    slopes.data[offset + p] = spread * count * s * (1 - s)
+                    chosen[(b * plane + p) * channels + c] = Int32(q)
+                }
+            }
+        }
+        record(out) {
+            guard z.requiresGrad else { return }
+            for i in 0..<z.count { z.grad[i] += out.grad[i] * slopes.data[i] }
+        }
+        return (out, chosen)
+    }
 }

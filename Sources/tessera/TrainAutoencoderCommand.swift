@@ -18,21 +18,26 @@ struct AutoencoderModelOptions: ParsableArguments {
     var decoderBlocks: String?
     @Option(name: .customLong("decoder-channels"), help: "The decoder's channels per level when they differ from --channels.")
     var decoderChannels: String?
-    @Option(help: "Quantizer: vq (EMA, l2-normalised codes) or gumbel (DALL-E's dVAE).")
+    @Option(help: "Quantizer: vq (EMA, l2-normalised codes), gumbel (DALL-E's dVAE) or fsq (finite scalar quantization).")
     var quantizer: QuantizerKind = .vq
     @Option(name: .customLong("codebook-size"), help: "K, the number of codes.")
     var codebookSize = 512
     @Option(name: .customLong("code-dimension"), help: "D, the dimension of a code.")
     var codeDimension = 16
+    @Option(help: "fsq: levels per code dimension; they set D (their count) and K (their product), overriding --code-dimension and --codebook-size. (default: 8,5,5,5)")
+    var levels: String?
 
     /// A new model's config from the flags.
     func config() throws -> AutoencoderConfig {
-        try checked(AutoencoderConfig(
+        guard levels == nil || quantizer == .fsq else { throw ValidationError("--levels belongs to --quantizer fsq") }
+        var config = AutoencoderConfig(
             imageSize: imageSize, channels: try counts(channels, "channels"),
             encoderBlocks: try counts(encoderBlocks, "encoder-blocks"),
             decoderBlocks: try counts(decoderBlocks ?? "0,1,2", "decoder-blocks"),
             quantizer: quantizer, codebookSize: codebookSize, codeDimension: codeDimension,
-            decoderChannels: try decoderChannels.map { try counts($0, "decoder-channels") }))
+            decoderChannels: try decoderChannels.map { try counts($0, "decoder-channels") })
+        if quantizer == .fsq { config = config.withLevels(try counts(levels ?? "8,5,5,5", "levels")) }
+        return try checked(config)
     }
 
     /// A trained model's config with the decoder reshaped by --decoder-channels / --decoder-blocks,

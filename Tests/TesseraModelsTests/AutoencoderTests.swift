@@ -9,8 +9,9 @@ import TesseraTensor
 
 /// A model small enough to train in a test: 16 px pictures, a 4×4 grid, 16 codes.
 func tinyConfig(_ quantizer: QuantizerKind = .vq) -> AutoencoderConfig {
-    AutoencoderConfig(imageSize: 16, channels: [8, 16, 16], encoderBlocks: [0, 1, 1], decoderBlocks: [0, 1, 1],
-                      groups: 4, quantizer: quantizer, codebookSize: 16, codeDimension: 4)
+    let config = AutoencoderConfig(imageSize: 16, channels: [8, 16, 16], encoderBlocks: [0, 1, 1], decoderBlocks: [0, 1, 1],
+                                   groups: 4, quantizer: quantizer, codebookSize: 16, codeDimension: 4)
+    return quantizer == .fsq ? config.withLevels([2, 2, 2, 2]) : config
 }
 
 /// A fresh folder under the system's temporary directory; the caller removes it.
@@ -33,15 +34,17 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
 @Suite struct AutoencoderShapes {
     @Test(arguments: QuantizerKind.allCases)
     func encoderAndDecoderShapes(kind: QuantizerKind) throws {
-        let config = AutoencoderConfig(imageSize: 32, channels: [8, 8, 16, 16], encoderBlocks: [1, 0, 1, 1],
+        var config = AutoencoderConfig(imageSize: 32, channels: [8, 8, 16, 16], encoderBlocks: [1, 0, 1, 1],
                                        decoderBlocks: [0, 1, 0, 2], groups: 4, quantizer: kind, codebookSize: 10, codeDimension: 3)
+        if kind == .fsq { config = config.withLevels([2, 5]) }
         try config.validate()
+        let d = config.codeDimension
         #expect(config.gridSize == 4 && config.downsampling == 8)
         let model = Autoencoder(config: config, seed: 1)
         let tape = Tape()
         let head = model.encode(tape, Tensor(shape: [2, 3, 32, 32]))
-        #expect(head.shape == [2, kind == .vq ? 3 : 10, 4, 4])
-        #expect(model.decode(tape, Tensor(shape: [2, 3, 4, 4])).shape == [2, 3, 32, 32])  // continuous latents too
+        #expect(head.shape == [2, kind == .gumbel ? 10 : d, 4, 4])
+        #expect(model.decode(tape, Tensor(shape: [2, d, 4, 4])).shape == [2, 3, 32, 32])  // continuous latents too
         let codes = model.tokens(Tensor(shape: [2, 3, 32, 32]))
         #expect(codes.count == 32 && codes.allSatisfy { $0 >= 0 && $0 < 10 })
         #expect(model.pictures(tokens: codes, batch: 2).shape == [2, 3, 32, 32])
@@ -139,6 +142,56 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         }
         #expect(nearOne.count >= 14)
         tape.reset()
+    }
+}
+
+@Suite struct FiniteScalarQuantizerBehaviour {
+    @Test func roundsEachChannelToItsLevelAndPassesGradientsStraightThrough() throws {
+        let config = tinyConfig().withLevels([3, 4])
+        try config.validate()
+        #expect(config.codebookSize == 12 && config.codeDimension == 2)
+        let quantizer = Autoencoder(config: config, seed: 1).quantizer as! FiniteScalarQuantizer
+        // Channel 0 has 3 levels: σ(z)·3 − ½ rounded; channel 1 has 4: σ(z)·4 − ½ rounded.
+        let z: [Float] = [-3, 0, 3, -3, 0.2, 3]  // (1, 2, 1, 3): three positions
+        let head = Tensor(shape: [1, 2, 1, 3], values: z, requiresGrad: true)
+        let tape = Tape()
+        var rng = RandomGenerator(seed: 0)
+        let out = quantizer.quantize(tape, head, training: true, step: 0, totalSteps: 1, rng: &rng)
+        func level(_ z: Float, _ count: Int) -> Int {
+            let s = 1 / (1 + exp(-z))
+            return min(count - 1, max(0, Int((s * Float(count)).rounded(.down))))
+        }
+        let expected = (0..<3).map { p in level(z[p], 3) * 4 + level(z[3 + p], 4) }
+        #expect(out.codes == expected.map(Int32.init) && out.codes == [0, 6, 11])
+        #expect(zip(out.latent.values, [-1, 0, 1, -1, 1.0 / 3, 1] as [Float]).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(quantizer.embed(out.codes, batch: 1, height: 1, width: 3).values == out.latent.values)
+        #expect(out.loss.item == 0)
+        // Straight through: d latent / d z is σ'(z)·L·2/(L − 1) for each channel.
+        tape.backward(tape.sum(out.latent))
+        for i in 0..<6 {
+            let count: Float = i < 3 ? 3 : 4, s = 1 / (1 + exp(-z[i]))
+            #expect(abs(head.gradValues[i] - s * (1 - s) * count * 2 / (count - 1)) < 1e-6)
+        }
+        tape.reset()
+        // Every code's vector is distinct, and the table is what embed draws.
+        let table = quantizer.codeVectors()
+        let pairs: [[Float]] = (0..<12).map { (k: Int) -> [Float] in [table[2 * k], table[2 * k + 1]] }
+        #expect(Set(pairs).count == 12)
+        #expect(quantizer.embed(Array(0..<12).map(Int32.init), batch: 1, height: 3, width: 4).shape == [1, 2, 3, 4])
+    }
+
+    @Test func levelsMustMatchTheCodebook() {
+        var config = tinyConfig(.fsq)
+        config.levels = nil
+        #expect(throws: TesseraError.self) { try config.validate() }
+        config = tinyConfig(.fsq)
+        config.codebookSize = 20
+        #expect(throws: TesseraError.self) { try config.validate() }
+        config = tinyConfig(.fsq).withLevels([1, 16])
+        #expect(throws: TesseraError.self) { try config.validate() }
+        config = tinyConfig()
+        config.levels = [4, 4]
+        #expect(throws: TesseraError.self) { try config.validate() }
     }
 }
 
