@@ -43,6 +43,7 @@ struct Encoder {
 }
 
 struct Decoder {
+    let paints: DecoderOutput
     let input: Conv2d
     let blocks: [[ResidualBlock]]  // per level
     let upsamples: [Conv2d]  // upsamples[l] takes level l+1 up to level l
@@ -51,6 +52,7 @@ struct Decoder {
 
     init(_ p: ParameterStore, config: AutoencoderConfig, rng: inout RandomGenerator) {
         let c = config.decoderWidths, groups = config.groups, top = c.count - 1
+        paints = config.decoderOutput ?? .rgb
         input = Conv2d(p, "decoder.input", in: config.codeDimension, out: c[top], kernel: 3, rng: &rng)
         var blocks: [[ResidualBlock]] = [], upsamples: [Conv2d] = []
         for level in c.indices {
@@ -65,7 +67,7 @@ struct Decoder {
         self.blocks = blocks
         self.upsamples = upsamples
         outputNorm = GroupNorm(p, "decoder.output_norm", channels: c[0], groups: groups, rng: &rng)
-        output = Conv2d(p, "decoder.output", in: c[0], out: 3, kernel: 3, rng: &rng)
+        output = Conv2d(p, "decoder.output", in: c[0], out: paints == .alpha ? 7 : 3, kernel: 3, rng: &rng)
     }
 
     /// latent (B, D, h, w) → picture (B, 3, H, W).
@@ -77,7 +79,12 @@ struct Decoder {
                 h = upsamples[level - 1](tape, tape.upsampleNearest(h, factor: 2))  // (B, C[level−1], 2·…, 2·…)
             }
         }
-        return output(tape, tape.silu(outputNorm(tape, h)))  // (B, 3, H, W)
+        let painted = output(tape, tape.silu(outputNorm(tape, h)))  // (B, 3 or 7, H, W)
+        guard paints == .alpha else { return painted }
+        let coverage = tape.sigmoid(tape.slice(painted, axis: 1, 0..<1))  // (B, 1, H, W)
+        let foreground = tape.slice(painted, axis: 1, 1..<4), background = tape.slice(painted, axis: 1, 4..<7)
+        let mix = tape.mul(tape.concatenate([coverage, coverage, coverage], axis: 1), tape.sub(foreground, background))
+        return tape.add(background, mix)  // (B, 3, H, W)
     }
 }
 
@@ -148,20 +155,22 @@ public final class Autoencoder {
     }
 
     /// This model's encoder and codebook with a new decoder of `config`'s shape (only the
-    /// decoder's channels and blocks may differ), so the token grids stay exactly this model's.
-    /// With the same channels the decoder starts as this one: its layers are copied and each
-    /// added residual block's last convolution starts at zero, so the block starts as the
-    /// identity and the new decoder draws what the old one drew. Other channels start afresh.
+    /// decoder's channels, blocks and output may differ), so the token grids stay exactly this
+    /// model's. With the same channels the decoder starts as this one: its layers are copied and
+    /// each added residual block's last convolution starts at zero, so the block starts as the
+    /// identity and the new decoder draws what the old one drew; a new kind of output layer
+    /// starts afresh on the copied layers. Other channels start afresh throughout.
     public func withNewDecoder(_ config: AutoencoderConfig, seed: UInt64) -> Autoencoder {
         var kept = config
         kept.decoderChannels = self.config.decoderChannels
         kept.decoderBlocks = self.config.decoderBlocks
-        precondition(kept == self.config, "Autoencoder.withNewDecoder: only the decoder's channels and blocks may change")
+        kept.decoderOutput = self.config.decoderOutput
+        precondition(kept == self.config, "Autoencoder.withNewDecoder: only the decoder's channels, blocks and output may change")
         let model = Autoencoder(config: config, seed: seed)
         let warmStart = config.decoderWidths == self.config.decoderWidths
         let source = Dictionary(uniqueKeysWithValues: namedTensors.map { ($0.name, $0.tensor) })
         for (name, tensor) in model.namedTensors {
-            if let old = source[name], !name.hasPrefix(Self.decoderPrefix) || warmStart {
+            if let old = source[name], old.shape == tensor.shape, !name.hasPrefix(Self.decoderPrefix) || warmStart {
                 tensor.data.update(from: old.data, count: tensor.count)
             } else if warmStart && name.hasSuffix(".conv2.weight") {
                 tensor.data.update(repeating: 0, count: tensor.count)

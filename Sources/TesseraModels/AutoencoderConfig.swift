@@ -12,6 +12,16 @@ public enum QuantizerKind: String, Codable, Sendable, CaseIterable {
     case fsq
 }
 
+/// What the decoder's last layer paints.
+public enum DecoderOutput: String, Codable, Sendable, CaseIterable {
+    /// The picture's three channels directly.
+    case rgb
+    /// A foreground colour, a background colour and one coverage channel α between them:
+    /// picture = background + α·(foreground − background). Coverage is one map for all three
+    /// channels, so the shape of an edge is drawn apart from its colours.
+    case alpha
+}
+
 public struct AutoencoderConfig: Codable, Equatable, Sendable {
     /// Pictures are imageSize × imageSize RGB.
     public var imageSize: Int
@@ -24,6 +34,8 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
     /// The decoder's channels per level when they differ from the encoder's (nil: the same).
     /// A wider decoder can be trained later on a trained encoder's fixed tokens.
     public var decoderChannels: [Int]?
+    /// The decoder's last layer (nil: rgb).
+    public var decoderOutput: DecoderOutput?
     /// Group-norm groups; must divide every channel count.
     public var groups: Int
     public var quantizer: QuantizerKind
@@ -48,7 +60,8 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
                 decoderBlocks: [Int] = [0, 1, 2], groups: Int = 8, quantizer: QuantizerKind = .vq,
                 codebookSize: Int = 512, codeDimension: Int = 16, commitmentWeight: Float = 0.25,
                 emaDecay: Float = 0.99, restartThreshold: Float = 0.03, klWeight: Float = 1e-3,
-                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil, levels: [Int]? = nil) {
+                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil, levels: [Int]? = nil,
+                decoderOutput: DecoderOutput? = nil) {
         self.imageSize = imageSize
         self.channels = channels
         self.encoderBlocks = encoderBlocks
@@ -65,6 +78,7 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
         self.temperatureStart = temperatureStart
         self.temperatureEnd = temperatureEnd
         self.levels = levels
+        self.decoderOutput = decoderOutput
     }
 
     /// An FSQ config's levels with K and D set from them.

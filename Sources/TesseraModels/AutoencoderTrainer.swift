@@ -206,7 +206,9 @@ public struct ReconstructionScore: Sendable {
 }
 
 extension Autoencoder {
-    public func score(pictures: [[Float]], captions: [String], batchSize: Int = 32) -> ReconstructionScore {
+    /// `each` sees every redrawn picture with its index.
+    public func score(pictures: [[Float]], captions: [String], batchSize: Int = 32,
+                      each: ((Int, Image) -> Void)? = nil) -> ReconstructionScore {
         let size = config.imageSize, plane = 3 * size * size
         var squaredError: Double = 0
         var shapes = Shapes.Score()
@@ -228,6 +230,7 @@ extension Autoencoder {
                     }
                 }
                 if checkShapes { shapes.add(caption: captions[item], image: image) }
+                each?(item, image)
             }
         }
         let mse = squaredError / Double(max(1, pictures.count * plane))

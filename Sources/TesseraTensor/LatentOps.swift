@@ -38,6 +38,17 @@ extension Tape {
         return out
     }
 
+    /// σ(x) = 1 / (1 + e^−x), elementwise.
+    public func sigmoid(_ x: Tensor) -> Tensor {
+        let out = output(x.shape, x)
+        for i in 0..<x.count { out.data[i] = 1 / (1 + Foundation.exp(-x.data[i])) }
+        record(out) {
+            guard x.requiresGrad else { return }
+            for i in 0..<x.count { x.grad[i] += out.grad[i] * out.data[i] * (1 - out.data[i]) }
+        }
+        return out
+    }
+
     /// x (B, C, H, W) → (B, H, W, C): one row of C values per position.
     public func channelsLast(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4, "channelsLast: x \(x.shape) is not (B, C, H, W)")

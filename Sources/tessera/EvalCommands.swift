@@ -82,9 +82,12 @@ struct Evaluate: ParsableCommand {
     var json = false
     @Flag(help: "Score the model's image tokenizer instead of a prior: each picture to tokens and back (PSNR, codes used, and on 64 px Shapes data the checker's exact match). Sampling options are ignored.")
     var autoencoder = false
+    @Option(name: .customLong("out-dir"), help: "With --autoencoder: write each redrawn picture and its caption here (NAME.png + NAME.txt, the data's names), for a checker of your own.")
+    var outDir: String?
 
     func validate() throws {
         guard (1...100_000).contains(count) else { throw ValidationError("--count must be 1…100,000") }
+        guard outDir == nil || autoencoder else { throw ValidationError("--out-dir goes with --autoencoder") }
     }
 
     func run() throws {
@@ -113,7 +116,18 @@ extension Evaluate {
     func evaluateAutoencoder() throws {
         let (tokenizer, _) = try Autoencoder.load(modelDirectory: try model.directory())
         let held = try HeldOut(directory: data, count: count, imageSize: tokenizer.config.imageSize)
-        let score = tokenizer.score(pictures: held.pictures, captions: held.captions)
+        var redrawn: [Image] = []
+        let score = tokenizer.score(pictures: held.pictures, captions: held.captions) { _, picture in
+            if outDir != nil { redrawn.append(picture) }
+        }
+        if let outDir {
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            for (index, picture) in redrawn.enumerated() {
+                let path = outDir + "/" + held.names[index]
+                try picture.writePNG(to: path + ".png")
+                try held.captions[index].write(toFile: path + ".txt", atomically: true, encoding: .utf8)
+            }
+        }
         let exact = score.shapesExact.map { String(format: "%.1f %%", 100 * $0) } ?? "—"
         if json {
             let object: [String: Any] = [

@@ -18,6 +18,8 @@ struct AutoencoderModelOptions: ParsableArguments {
     var decoderBlocks: String?
     @Option(name: .customLong("decoder-channels"), help: "The decoder's channels per level when they differ from --channels.")
     var decoderChannels: String?
+    @Option(name: .customLong("decoder-output"), help: "The decoder's last layer: rgb (the picture's channels) or alpha (a foreground and a background colour mixed by one coverage map). (default: rgb)")
+    var decoderOutput: DecoderOutput?
     @Option(help: "Quantizer: vq (EMA, l2-normalised codes), gumbel (DALL-E's dVAE) or fsq (finite scalar quantization).")
     var quantizer: QuantizerKind = .vq
     @Option(name: .customLong("codebook-size"), help: "K, the number of codes.")
@@ -35,7 +37,8 @@ struct AutoencoderModelOptions: ParsableArguments {
             encoderBlocks: try counts(encoderBlocks, "encoder-blocks"),
             decoderBlocks: try counts(decoderBlocks ?? "0,1,2", "decoder-blocks"),
             quantizer: quantizer, codebookSize: codebookSize, codeDimension: codeDimension,
-            decoderChannels: try decoderChannels.map { try counts($0, "decoder-channels") })
+            decoderChannels: try decoderChannels.map { try counts($0, "decoder-channels") },
+            decoderOutput: decoderOutput == .rgb ? nil : decoderOutput)
         if quantizer == .fsq { config = config.withLevels(try counts(levels ?? "8,5,5,5", "levels")) }
         return try checked(config)
     }
@@ -43,11 +46,12 @@ struct AutoencoderModelOptions: ParsableArguments {
     /// A trained model's config with the decoder reshaped by --decoder-channels / --decoder-blocks,
     /// or nil when neither is given.
     func reshapedDecoder(of trained: AutoencoderConfig) throws -> AutoencoderConfig? {
-        guard decoderChannels != nil || decoderBlocks != nil else { return nil }
+        guard decoderChannels != nil || decoderBlocks != nil || decoderOutput != nil else { return nil }
         var config = trained
         if let decoderChannels { config.decoderChannels = try counts(decoderChannels, "decoder-channels") }
         if let decoderBlocks { config.decoderBlocks = try counts(decoderBlocks, "decoder-blocks") }
         if config.decoderChannels == config.channels { config.decoderChannels = nil }
+        if let decoderOutput { config.decoderOutput = decoderOutput == .rgb ? nil : decoderOutput }
         return try checked(config)
     }
 
@@ -66,6 +70,7 @@ struct AutoencoderModelOptions: ParsableArguments {
 }
 
 extension QuantizerKind: ExpressibleByArgument {}
+extension DecoderOutput: ExpressibleByArgument {}
 
 struct TrainAutoencoder: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -100,7 +105,7 @@ struct TrainAutoencoder: ParsableCommand {
     @Option(name: .customLong("validate-every"), help: "Steps between held-out figures.")
     var validateEvery = 1000
     @Flag(name: .customLong("fine-tune-decoder"),
-          help: "Train only the decoder of the model folder's trained autoencoder. Its config is kept, except that --decoder-blocks / --decoder-channels, when given, reshape the decoder (with the same channels it starts as the old one, added blocks as the identity; other channels start afresh); other model flags are ignored. Tokens stay the same, so a prior trained on them stays valid.")
+          help: "Train only the decoder of the model folder's trained autoencoder. Its config is kept, except that --decoder-blocks / --decoder-channels / --decoder-output, when given, reshape the decoder (with the same channels it starts as the old one, added blocks as the identity and a new kind of output layer afresh; other channels start afresh); other model flags are ignored. Tokens stay the same, so a prior trained on them stays valid.")
     var fineTuneDecoder = false
     @Flag(help: "Continue from the model folder's checkpoint (config and options come from it); with --fine-tune-decoder, from the decoder fine-tuning's.")
     var resume = false
@@ -203,12 +208,15 @@ struct TrainAutoencoder: ParsableCommand {
 struct HeldOut {
     let pictures: [[Float]]
     let captions: [String]
+    /// Each item's name in the folder (without extension).
+    let names: [String]
 
     init(directory: String, count: Int, imageSize: Int) throws {
         let dataset = try FolderDataset(directory: directory)
         let items = dataset.items.indices.prefix(count)
         pictures = try items.map { planarPixels(try dataset.image(at: $0).resized(width: imageSize, height: imageSize)) }
         captions = items.map { dataset.items[$0].captions[0] }
+        names = items.map { dataset.items[$0].name }
     }
 
     func describe(_ score: ReconstructionScore) -> String {

@@ -39,8 +39,12 @@ import Testing
         #expect(manifest?["grid"] as? [Int] == [4, 4] && manifest?["codebookSize"] as? Int == 16)
 
         // The tokenizer's round trip scored by eval (16 px pictures: no Shapes checker).
-        let scored = try runTessera(["eval", "--model", model, "--data", data, "--autoencoder", "--json"])
+        let scored = try runTessera(["eval", "--model", model, "--data", data, "--autoencoder", "--json", "--out-dir", work + "/redrawn"])
         #expect(scored.status == 0, "\(scored.stderr)")
+        let redrawn = try FileManager.default.contentsOfDirectory(atPath: work + "/redrawn").sorted()
+        #expect(redrawn.count == 8 && redrawn.first == "train-000000.png", "\(redrawn)")
+        let caption = try String(contentsOfFile: work + "/redrawn/train-000000.txt", encoding: .utf8)
+        #expect(caption == (try String(contentsOfFile: data + "/train-000000.txt", encoding: .utf8)).split(separator: "\n").first.map(String.init))
         let figures = try JSONSerialization.jsonObject(with: Data(scored.stdout.utf8)) as? [String: Any]
         #expect(figures?["images"] as? Int == 4 && (figures?["psnr"] as? Double ?? 0) > 5, "\(scored.stdout)")
         #expect(figures?["exact_match"] is NSNull, "\(scored.stdout)")

@@ -324,6 +324,35 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         #expect(widened.tokens(x) == tokens)
         #expect(widened.parameters["decoder.output.weight"]?.shape == [3, 16, 3, 3])
         #expect(widened.pictures(tokens: tokens, batch: 4).values != drawn)
+
+        // An alpha output: the same tokens, every other decoder layer copied, a fresh last layer.
+        var layered = model.config
+        layered.decoderOutput = .alpha
+        let alpha = model.withNewDecoder(layered, seed: 3)
+        #expect(alpha.tokens(x) == tokens)
+        #expect(alpha.parameters["decoder.output.weight"]?.shape == [7, 8, 3, 3])
+        for entry in model.parameters.entries where !entry.name.hasPrefix("decoder.output.") {
+            #expect(alpha.parameters[entry.name]?.values == entry.tensor.values, "\(entry.name)")
+        }
+    }
+
+    @Test func anAlphaDecoderMixesTwoColoursByOneCoverage() throws {
+        var config = tinyConfig()
+        config.decoderOutput = .alpha
+        try config.validate()
+        let model = Autoencoder(config: config, seed: 5)
+        let weight = try #require(model.parameters["decoder.output.weight"]), bias = try #require(model.parameters["decoder.output.bias"])
+        weight.data.update(repeating: 0, count: weight.count)
+        let (foreground, background): ([Float], [Float]) = ([0.5, -0.25, 1], [-1, 0.75, 0])
+        for (c, value) in (foreground + background).enumerated() { bias.data[1 + c] = value }
+        for (coverage, logit) in [(Float(0.5), Float(0)), (1 / (1 + exp(-2)), 2)] {
+            bias.data[0] = logit
+            let picture = model.decode(Tape(), Tensor(shape: [1, 4, 4, 4])).values  // (1, 3, 16, 16)
+            for c in 0..<3 {
+                let expected = background[c] + coverage * (foreground[c] - background[c])
+                #expect(picture[(c * 256)..<((c + 1) * 256)].allSatisfy { abs($0 - expected) < 1e-6 }, "channel \(c)")
+            }
+        }
     }
 
     @Test func decoderFineTuningResumesExactly() throws {

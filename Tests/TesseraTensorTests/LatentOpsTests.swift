@@ -24,6 +24,13 @@ import TesseraTestSupport
         #expect(result.forwardError <= 5e-6 && result.gradientError <= 1e-5, "\(result)")
     }
 
+    @Test func sigmoid() {
+        var rng = RandomGenerator(seed: 44)
+        let input = GradientCheckInput.random([2, 3, 4], &rng)
+        let result = gradientCheck([input]) { tape, x in tape.sigmoid(x[0]) } reference: { x in x[0].map { 1 / (1 + exp(-$0)) } }
+        #expect(result.forwardError <= 1e-6 && result.gradientError <= 1e-5, "\(result)")
+    }
+
     @Test func channelsLastAndFirst() {
         var rng = RandomGenerator(seed: 42)
         let (batch, channels, height, width) = (2, 3, 4, 5)
