@@ -9,16 +9,17 @@ struct Encoder {
     let input: Conv2d
     let blocks: [[ResidualBlock]]  // per level
     let downsamples: [Conv2d]  // between levels
-    let outputNorm: GroupNorm
+    let outputNorm: FeatureNorm
     let output: Conv2d
 
     init(_ p: ParameterStore, config: AutoencoderConfig, headChannels: Int, rng: inout RandomGenerator) {
-        let c = config.channels, groups = config.groups
+        let c = config.channels, groups = config.groups, norm = config.featureNorm
         input = Conv2d(p, "encoder.input", in: 3, out: c[0], kernel: 3, rng: &rng)
         var blocks: [[ResidualBlock]] = [], downsamples: [Conv2d] = []
         for level in c.indices {
             blocks.append((0..<config.encoderBlocks[level]).map { i in
-                ResidualBlock(p, "encoder.level\(level).block\(i)", channels: c[level], groups: groups, rng: &rng)
+                ResidualBlock(p, "encoder.level\(level).block\(i)", channels: c[level], norm: norm, groups: groups,
+                              rng: &rng)
             })
             if level + 1 < c.count {
                 downsamples.append(Conv2d(p, "encoder.level\(level).downsample", in: c[level], out: c[level + 1],
@@ -27,7 +28,7 @@ struct Encoder {
         }
         self.blocks = blocks
         self.downsamples = downsamples
-        outputNorm = GroupNorm(p, "encoder.output_norm", channels: c[c.count - 1], groups: groups, rng: &rng)
+        outputNorm = FeatureNorm(p, "encoder.output_norm", channels: c[c.count - 1], kind: norm, groups: groups, rng: &rng)
         output = Conv2d(p, "encoder.output", in: c[c.count - 1], out: headChannels, kernel: 1, rng: &rng)
     }
 
@@ -47,17 +48,18 @@ struct Decoder {
     let input: Conv2d
     let blocks: [[ResidualBlock]]  // per level
     let upsamples: [Conv2d]  // upsamples[l] takes level l+1 up to level l
-    let outputNorm: GroupNorm
+    let outputNorm: FeatureNorm
     let output: Conv2d
 
     init(_ p: ParameterStore, config: AutoencoderConfig, rng: inout RandomGenerator) {
-        let c = config.decoderWidths, groups = config.groups, top = c.count - 1
+        let c = config.decoderWidths, groups = config.groups, norm = config.featureNorm, top = c.count - 1
         paints = config.decoderOutput ?? .rgb
         input = Conv2d(p, "decoder.input", in: config.codeDimension, out: c[top], kernel: 3, rng: &rng)
         var blocks: [[ResidualBlock]] = [], upsamples: [Conv2d] = []
         for level in c.indices {
             blocks.append((0..<config.decoderBlocks[level]).map { i in
-                ResidualBlock(p, "decoder.level\(level).block\(i)", channels: c[level], groups: groups, rng: &rng)
+                ResidualBlock(p, "decoder.level\(level).block\(i)", channels: c[level], norm: norm, groups: groups,
+                              rng: &rng)
             })
             if level < top {
                 upsamples.append(Conv2d(p, "decoder.level\(level).upsample", in: c[level + 1], out: c[level],
@@ -66,7 +68,7 @@ struct Decoder {
         }
         self.blocks = blocks
         self.upsamples = upsamples
-        outputNorm = GroupNorm(p, "decoder.output_norm", channels: c[0], groups: groups, rng: &rng)
+        outputNorm = FeatureNorm(p, "decoder.output_norm", channels: c[0], kind: norm, groups: groups, rng: &rng)
         output = Conv2d(p, "decoder.output", in: c[0], out: paints == .alpha ? 7 : 3, kernel: 3, rng: &rng)
     }
 

@@ -22,6 +22,15 @@ public enum DecoderOutput: String, Codable, Sendable, CaseIterable {
     case alpha
 }
 
+/// How the encoder's and decoder's conv features are normalised.
+public enum ConvNorm: String, Codable, Sendable, CaseIterable {
+    /// Group norm: statistics over groups of channels and the whole picture (Wu & He 2018).
+    case group
+    /// Layer norm over the channels of each position alone: a code depends only on the pixels
+    /// in its receptive field, never on the rest of the picture.
+    case position
+}
+
 public struct AutoencoderConfig: Codable, Equatable, Sendable {
     /// Pictures are imageSize × imageSize RGB.
     public var imageSize: Int
@@ -36,6 +45,8 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
     public var decoderChannels: [Int]?
     /// The decoder's last layer (nil: rgb).
     public var decoderOutput: DecoderOutput?
+    /// The feature norm (nil: group).
+    public var norm: ConvNorm?
     /// Group-norm groups; must divide every channel count.
     public var groups: Int
     public var quantizer: QuantizerKind
@@ -61,7 +72,7 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
                 codebookSize: Int = 512, codeDimension: Int = 16, commitmentWeight: Float = 0.25,
                 emaDecay: Float = 0.99, restartThreshold: Float = 0.03, klWeight: Float = 1e-3,
                 temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil, levels: [Int]? = nil,
-                decoderOutput: DecoderOutput? = nil) {
+                decoderOutput: DecoderOutput? = nil, norm: ConvNorm? = nil) {
         self.imageSize = imageSize
         self.channels = channels
         self.encoderBlocks = encoderBlocks
@@ -79,6 +90,7 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
         self.temperatureEnd = temperatureEnd
         self.levels = levels
         self.decoderOutput = decoderOutput
+        self.norm = norm
     }
 
     /// An FSQ config's levels with K and D set from them.
@@ -90,6 +102,9 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
         config.codebookSize = levels.reduce(1) { $0 &* $1 }
         return config
     }
+
+    /// The feature norm of every conv block.
+    public var featureNorm: ConvNorm { norm ?? .group }
 
     /// The decoder's channels per level, full resolution first.
     public var decoderWidths: [Int] { decoderChannels ?? channels }

@@ -1,6 +1,7 @@
 // The convolutional building blocks of the autoencoder and the patch discriminator: a conv
-// layer, group norm (Wu & He 2018) and the pre-activation residual block of the VQGAN family
-// (GN → SiLU → conv → GN → SiLU → conv, plus the input).
+// layer, a feature norm (group norm, Wu & He 2018, or layer norm per position) and the
+// pre-activation residual block of the VQGAN family (norm → SiLU → conv → norm → SiLU → conv,
+// plus the input).
 import TesseraTensor
 
 /// A 2-D convolution with a bias; PyTorch's default initialisation (uniform, bound 1/√fan-in).
@@ -25,33 +26,43 @@ struct Conv2d {
     }
 }
 
-struct GroupNorm {
+/// Group norm over each group of C/G channels across the whole picture, or, per position, layer
+/// norm over the C channels of each pixel alone, so that a feature depends only on what its
+/// receptive field sees and not on the rest of the picture.
+struct FeatureNorm {
     let weight: Tensor  // (C)
     let bias: Tensor  // (C)
+    let kind: ConvNorm
     let groups: Int
 
-    init(_ parameters: ParameterStore, _ name: String, channels: Int, groups: Int, rng: inout RandomGenerator) {
-        precondition(channels % groups == 0, "GroupNorm \(name): \(channels) channels in \(groups) groups")
+    init(_ parameters: ParameterStore, _ name: String, channels: Int, kind: ConvNorm = .group, groups: Int,
+         rng: inout RandomGenerator) {
+        precondition(channels % groups == 0, "FeatureNorm \(name): \(channels) channels in \(groups) groups")
         weight = parameters.add(name + ".weight", shape: [channels], .ones, decays: false, rng: &rng)
         bias = parameters.add(name + ".bias", shape: [channels], .zeros, decays: false, rng: &rng)
+        self.kind = kind
         self.groups = groups
     }
 
     func callAsFunction(_ tape: Tape, _ x: Tensor) -> Tensor {
-        tape.groupNorm(x, groups: groups, weight: weight, bias: bias)
+        switch kind {
+        case .group: tape.groupNorm(x, groups: groups, weight: weight, bias: bias)
+        case .position: tape.channelsFirst(tape.layerNorm(tape.channelsLast(x), weight: weight, bias: bias))
+        }
     }
 }
 
-/// x + conv(SiLU(GN(conv(SiLU(GN(x)))))), channels unchanged. The second convolution starts
+/// x + conv(SiLU(norm(conv(SiLU(norm(x)))))), channels unchanged. The second convolution starts
 /// small, so a fresh block is close to the identity and deep stacks train from the start.
 struct ResidualBlock {
-    let norm1: GroupNorm, conv1: Conv2d
-    let norm2: GroupNorm, conv2: Conv2d
+    let norm1: FeatureNorm, conv1: Conv2d
+    let norm2: FeatureNorm, conv2: Conv2d
 
-    init(_ parameters: ParameterStore, _ name: String, channels: Int, groups: Int, rng: inout RandomGenerator) {
-        norm1 = GroupNorm(parameters, name + ".norm1", channels: channels, groups: groups, rng: &rng)
+    init(_ parameters: ParameterStore, _ name: String, channels: Int, norm: ConvNorm = .group, groups: Int,
+         rng: inout RandomGenerator) {
+        norm1 = FeatureNorm(parameters, name + ".norm1", channels: channels, kind: norm, groups: groups, rng: &rng)
         conv1 = Conv2d(parameters, name + ".conv1", in: channels, out: channels, kernel: 3, rng: &rng)
-        norm2 = GroupNorm(parameters, name + ".norm2", channels: channels, groups: groups, rng: &rng)
+        norm2 = FeatureNorm(parameters, name + ".norm2", channels: channels, kind: norm, groups: groups, rng: &rng)
         conv2 = Conv2d(parameters, name + ".conv2", in: channels, out: channels, kernel: 3, initialScale: 0.1, rng: &rng)
     }
 

@@ -7,14 +7,14 @@ public final class PatchDiscriminator {
     public let parameters = ParameterStore()
     let conv1: Conv2d
     let conv2: Conv2d
-    let norm2: GroupNorm
+    let norm2: FeatureNorm
     let conv3: Conv2d
 
     public init(channels: Int = 32, seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
         conv1 = Conv2d(parameters, "discriminator.conv1", in: 3, out: channels, kernel: 4, stride: 2, padding: 1, rng: &rng)
         conv2 = Conv2d(parameters, "discriminator.conv2", in: channels, out: 2 * channels, kernel: 4, stride: 2, padding: 1, rng: &rng)
-        norm2 = GroupNorm(parameters, "discriminator.norm2", channels: 2 * channels, groups: 8, rng: &rng)
+        norm2 = FeatureNorm(parameters, "discriminator.norm2", channels: 2 * channels, groups: 8, rng: &rng)
         conv3 = Conv2d(parameters, "discriminator.conv3", in: 2 * channels, out: 1, kernel: 3, rng: &rng)
     }
 

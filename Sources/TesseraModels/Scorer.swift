@@ -70,7 +70,7 @@ public final class Scorer {
     let finalNorm: LayerNorm
     let textProjection: Linear
     let convolutions: [Conv2d]
-    let norms: [GroupNorm]
+    let norms: [FeatureNorm]
     let imageProjection: Linear
     /// log of the logit scale (CLIP starts it at 1/0.07).
     let logScale: Tensor  // (1)
@@ -102,12 +102,12 @@ public final class Scorer {
         }
         finalNorm = LayerNorm(parameters, "scorer.text.final_norm", width: c, rng: &rng)
         textProjection = Linear(parameters, "scorer.text.projection", in: c, out: config.embedding, rng: &rng)
-        var convolutions: [Conv2d] = [], norms: [GroupNorm] = []
+        var convolutions: [Conv2d] = [], norms: [FeatureNorm] = []
         var inputs = 3
         for (i, channels) in config.imageChannels.enumerated() {
             convolutions.append(Conv2d(parameters, "scorer.image.conv\(i)", in: inputs, out: channels, kernel: 3,
                                        stride: i == 0 ? 1 : 2, padding: 1, rng: &rng))
-            norms.append(GroupNorm(parameters, "scorer.image.norm\(i)", channels: channels, groups: 8, rng: &rng))
+            norms.append(FeatureNorm(parameters, "scorer.image.norm\(i)", channels: channels, groups: 8, rng: &rng))
             inputs = channels
         }
         self.convolutions = convolutions

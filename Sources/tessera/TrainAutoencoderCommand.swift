@@ -20,6 +20,8 @@ struct AutoencoderModelOptions: ParsableArguments {
     var decoderChannels: String?
     @Option(name: .customLong("decoder-output"), help: "The decoder's last layer: rgb (the picture's channels) or alpha (a foreground and a background colour mixed by one coverage map). (default: rgb)")
     var decoderOutput: DecoderOutput?
+    @Option(help: "Feature norm in the conv blocks: group (group norm over the whole picture) or position (layer norm over each pixel's channels, so a code depends only on its receptive field). (default: group)")
+    var norm: ConvNorm?
     @Option(help: "Quantizer: vq (EMA, l2-normalised codes), gumbel (DALL-E's dVAE) or fsq (finite scalar quantization).")
     var quantizer: QuantizerKind = .vq
     @Option(name: .customLong("codebook-size"), help: "K, the number of codes.")
@@ -38,7 +40,7 @@ struct AutoencoderModelOptions: ParsableArguments {
             decoderBlocks: try counts(decoderBlocks ?? "0,1,2", "decoder-blocks"),
             quantizer: quantizer, codebookSize: codebookSize, codeDimension: codeDimension,
             decoderChannels: try decoderChannels.map { try counts($0, "decoder-channels") },
-            decoderOutput: decoderOutput == .rgb ? nil : decoderOutput)
+            decoderOutput: decoderOutput == .rgb ? nil : decoderOutput, norm: norm == .group ? nil : norm)
         if quantizer == .fsq { config = config.withLevels(try counts(levels ?? "8,5,5,5", "levels")) }
         return try checked(config)
     }
@@ -71,6 +73,7 @@ struct AutoencoderModelOptions: ParsableArguments {
 
 extension QuantizerKind: ExpressibleByArgument {}
 extension DecoderOutput: ExpressibleByArgument {}
+extension ConvNorm: ExpressibleByArgument {}
 
 struct TrainAutoencoder: ParsableCommand {
     static let configuration = CommandConfiguration(

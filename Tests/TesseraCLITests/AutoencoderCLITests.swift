@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 @Suite struct AutoencoderCommands {
-    @Test func finiteScalarQuantizerFromTheCommandLine() throws {
+    @Test func finiteScalarQuantizerAndPositionNormFromTheCommandLine() throws {
         let data = scratchFolder("fsq-data"), model = scratchFolder("fsq-model")
         defer { [data, model].forEach { try? FileManager.default.removeItem(atPath: $0) } }
         #expect(try runTessera(["dataset", "shapes", "--count", "4", "--out", data]).status == 0)
@@ -13,11 +13,12 @@ import Testing
                       "--channels", "8,16,16", "--steps", "2", "--batch-size", "2"]
         let wrong = try runTessera(common + ["--levels", "4,4"])
         #expect(wrong.status != 0 && wrong.stderr.contains("--levels belongs to --quantizer fsq"), "\(wrong.stderr)")
-        let trained = try runTessera(common + ["--quantizer", "fsq", "--levels", "3,4,2"])
+        let trained = try runTessera(common + ["--quantizer", "fsq", "--levels", "3,4,2", "--norm", "position"])
         #expect(trained.status == 0 && trained.stdout.contains("24 codes of 3 (fsq)"), "\(trained.stderr)\(trained.stdout)")
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/model.json"))) as? [String: Any]
         let config = manifest?["autoencoder"] as? [String: Any]
         #expect(config?["levels"] as? [Int] == [3, 4, 2] && manifest?["codebookSize"] as? Int == 24)
+        #expect(config?["norm"] as? String == "position", "\(String(describing: config))")
         let tokens = try runTessera(["tokens", data + "/train-000000.png", "--model", model, "--format", "json"])
         #expect(tokens.status == 0 && tokens.stdout.hasPrefix("{\"grid\":[4,4],\"codebook\":24,"), "\(tokens.stderr)")
     }

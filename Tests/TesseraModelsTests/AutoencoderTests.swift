@@ -50,6 +50,28 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         #expect(model.pictures(tokens: codes, batch: 2).shape == [2, 3, 32, 32])
     }
 
+    /// Per-position norm keeps each code to its receptive field (here 9 pixels: 3×3 input conv,
+    /// a residual block's two 3×3 convs, a 3×3 stride-2 conv); group norm's statistics span the
+    /// picture, so a change in one corner reaches every code.
+    @Test(arguments: ConvNorm.allCases)
+    func aPositionNormedEncoderSeesOnlyItsReceptiveField(norm: ConvNorm) {
+        let config = AutoencoderConfig(imageSize: 32, channels: [8, 8], encoderBlocks: [1, 0], decoderBlocks: [0, 1],
+                                       groups: 4, codebookSize: 16, codeDimension: 4, norm: norm)
+        let model = Autoencoder(config: config, seed: 2)
+        var rng = RandomGenerator(seed: 9)
+        let picture = (0..<(3 * 32 * 32)).map { _ in rng.uniform() * 2 - 1 }
+        var changed = picture
+        for c in 0..<3 { for y in 0..<4 { for x in 0..<4 { changed[c * 1024 + y * 32 + x] = 1 } } }  // the top-left corner
+        let tape = Tape()
+        let head = model.encode(tape, Tensor(shape: [2, 3, 32, 32], values: picture + changed))  // (2, 4, 16, 16)
+        var farthest: Float = 0  // the largest change in the bottom half of the grid, rows 8…15
+        for c in 0..<4 { for y in 8..<16 { for x in 0..<16 {
+            let index = (c * 16 + y) * 16 + x
+            farthest = max(farthest, abs(head.data[index] - head.data[4 * 256 + index]))
+        } } }
+        #expect(norm == .position ? farthest == 0 : farthest > 1e-4, "\(farthest)")
+    }
+
     @Test func invalidConfigsAreRefused() {
         var config = tinyConfig()
         config.channels = [8, 10, 16]  // 10 is not a multiple of 4 groups
