@@ -116,13 +116,13 @@ extension Evaluate {
     func evaluateAutoencoder() throws {
         let (tokenizer, _) = try Autoencoder.load(modelDirectory: try model.directory())
         let held = try HeldOut(directory: data, count: count, imageSize: tokenizer.config.imageSize)
-        var redrawn: [Image] = []
-        let score = tokenizer.score(pictures: held.pictures, captions: held.captions) { _, picture in
-            if outDir != nil { redrawn.append(picture) }
+        var redrawn: [(index: Int, picture: Image)] = []
+        let score = tokenizer.score(pictures: held.pictures, captions: held.captions) { index, picture in
+            if outDir != nil { redrawn.append((index, picture)) }
         }
         if let outDir {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-            for (index, picture) in redrawn.enumerated() {
+            for (index, picture) in redrawn {
                 let path = outDir + "/" + held.names[index]
                 try picture.writePNG(to: path + ".png")
                 try held.captions[index].write(toFile: path + ".txt", atomically: true, encoding: .utf8)
