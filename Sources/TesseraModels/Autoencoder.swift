@@ -167,7 +167,8 @@ public final class Autoencoder {
         kept.decoderChannels = self.config.decoderChannels
         kept.decoderBlocks = self.config.decoderBlocks
         kept.decoderOutput = self.config.decoderOutput
-        precondition(kept == self.config, "Autoencoder.withNewDecoder: only the decoder's channels, blocks and output may change")
+        precondition(kept == self.config,
+                     "Autoencoder.withNewDecoder: only the decoder's channels, blocks and output may change")
         let model = Autoencoder(config: config, seed: seed)
         let warmStart = config.decoderWidths == self.config.decoderWidths
         let source = Dictionary(uniqueKeysWithValues: namedTensors.map { ($0.name, $0.tensor) })

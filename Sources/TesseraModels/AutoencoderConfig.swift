@@ -71,8 +71,8 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
                 decoderBlocks: [Int] = [0, 1, 2], groups: Int = 8, quantizer: QuantizerKind = .vq,
                 codebookSize: Int = 512, codeDimension: Int = 16, commitmentWeight: Float = 0.25,
                 emaDecay: Float = 0.99, restartThreshold: Float = 0.03, klWeight: Float = 1e-3,
-                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil, levels: [Int]? = nil,
-                decoderOutput: DecoderOutput? = nil, norm: ConvNorm? = nil) {
+                temperatureStart: Float = 1, temperatureEnd: Float = 1.0 / 16, decoderChannels: [Int]? = nil,
+                levels: [Int]? = nil, decoderOutput: DecoderOutput? = nil, norm: ConvNorm? = nil) {
         self.imageSize = imageSize
         self.channels = channels
         self.encoderBlocks = encoderBlocks
@@ -142,7 +142,8 @@ public struct AutoencoderConfig: Codable, Equatable, Sendable {
                 throw fail("the fsq quantizer needs levels, each 2…256")
             }
             guard levels.count == codeDimension, levels.reduce(1, { $0 &* $1 }) == codebookSize else {
-                throw fail("fsq levels \(levels) give \(levels.count) dimensions and their product in codes, not \(codeDimension) and \(codebookSize)")
+                throw fail("fsq levels \(levels) give \(levels.count) dimensions and their product in codes, "
+                           + "not \(codeDimension) and \(codebookSize)")
             }
         } else if levels != nil {
             throw fail("levels belong to the fsq quantizer only")
