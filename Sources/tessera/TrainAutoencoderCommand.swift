@@ -45,8 +45,8 @@ struct AutoencoderModelOptions: ParsableArguments {
         return try checked(config)
     }
 
-    /// A trained model's config with the decoder reshaped by --decoder-channels / --decoder-blocks,
-    /// or nil when neither is given.
+    /// A trained model's config with the decoder reshaped by --decoder-channels / --decoder-blocks /
+    /// --decoder-output, or nil when none is given.
     func reshapedDecoder(of trained: AutoencoderConfig) throws -> AutoencoderConfig? {
         guard decoderChannels != nil || decoderBlocks != nil || decoderOutput != nil else { return nil }
         var config = trained
