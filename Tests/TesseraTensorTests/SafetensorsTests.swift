@@ -4,10 +4,15 @@ import Foundation
 import Testing
 import TesseraTensor
 
+/// A path named `name` in a fresh directory of its own; `removeTemporaryPath` takes the directory away.
 func temporaryPath(_ name: String) -> String {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-tests-\(getpid())")
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-tests-\(UUID().uuidString)")
     try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory.appendingPathComponent(name).path
+}
+
+func removeTemporaryPath(_ path: String) {
+    try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
 }
 
 /// A file from a header given as text and `dataLength` bytes of data.
@@ -30,6 +35,7 @@ func rawFile(header: String, dataLength: Int, declaredLength: UInt64? = nil) -> 
         writer.add("layer.brain", tensor: tensor, as: .bf16)
         writer.add("steps", integers: [7, -1, 1 << 40])
         let path = temporaryPath("roundtrip.safetensors")
+        defer { removeTemporaryPath(path) }
         try writer.write(to: path)
 
         let file = try SafetensorsFile(path: path)
@@ -99,6 +105,7 @@ func rawFile(header: String, dataLength: Int, declaredLength: UInt64? = nil) -> 
     func rejectedWithAClearError(index: Int) {
         let (name, data, phrase) = Self.cases[index]
         let path = temporaryPath("bad-\(index).safetensors")
+        defer { removeTemporaryPath(path) }
         #expect(FileManager.default.createFile(atPath: path, contents: data))
         do {
             _ = try SafetensorsFile(path: path)

@@ -144,6 +144,7 @@ func fixedBatch(rows: Int, inputs: Int, classes: Int, seed: UInt64) -> (Tensor, 
         var rng = RandomGenerator(seed: 77)
         _ = rng.next()
         let path = temporaryPath("resume.safetensors")
+        defer { removeTemporaryPath(path) }
         try Checkpoint.save(to: path, optimizer: firstOptimizer, state: TrainingState(step: 4, rng: rng, metadata: ["run": "test"]))
 
         // A fresh model with other initial values, restored from the file, then 6 more steps.
@@ -162,6 +163,7 @@ func fixedBatch(rows: Int, inputs: Int, classes: Int, seed: UInt64) -> (Tensor, 
         let model = TinyMLP(inputs: 3, hidden: 4, classes: 2, seed: 8)
         let optimizer = AdamW(parameters: model.parameters, hyper: AdamWHyperparameters(learningRate: 0.01))
         let path = temporaryPath("truncated.safetensors")
+        defer { removeTemporaryPath(path) }
         try Checkpoint.save(to: path, optimizer: optimizer, state: TrainingState(step: 1, rng: RandomGenerator(seed: 1)))
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         try bytes.prefix(bytes.count - 10).write(to: URL(fileURLWithPath: path))
