@@ -19,6 +19,10 @@ public struct AutoencoderTrainingOptions: Codable, Equatable, Sendable {
     public var adversarialStart = 2000
     /// Horizontal flips of training pictures (harmless for the autoencoder, not for a prior).
     public var flip = false
+    /// How many times an edge pixel's squared error counts (1: plain MSE). Edge pixels are those
+    /// whose colour differs from a 4-neighbour's; the loss is the weighted mean, so its scale
+    /// stays that of an MSE.
+    public var edgeWeight: Float = 1
     public var seed: UInt64 = 1
     /// Train only the decoder of an already trained model: the encoder and codebook stay fixed,
     /// so its token grids (and any prior trained on them) stay valid. Stable Diffusion's
@@ -38,6 +42,7 @@ public struct AutoencoderTrainingOptions: Codable, Equatable, Sendable {
         adversarialWeight = try c.decodeIfPresent(Float.self, forKey: .adversarialWeight) ?? defaults.adversarialWeight
         adversarialStart = try c.decodeIfPresent(Int.self, forKey: .adversarialStart) ?? defaults.adversarialStart
         flip = try c.decodeIfPresent(Bool.self, forKey: .flip) ?? defaults.flip
+        edgeWeight = try c.decodeIfPresent(Float.self, forKey: .edgeWeight) ?? defaults.edgeWeight
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
         decoderOnly = try c.decodeIfPresent(Bool.self, forKey: .decoderOnly) ?? defaults.decoderOnly
     }
@@ -99,7 +104,7 @@ public final class AutoencoderTrainer {
         let (latent, codes, quantizerLoss) = options.decoderOnly ? fixedLatent(x) : learnedLatent(tape, x)
         let reconstruction = model.decode(tape, latent)  // (B, 3, H, W)
         let error = tape.sub(reconstruction, x)
-        let reconstructionLoss = tape.mean(tape.mul(error, error))
+        let reconstructionLoss = reconstructionError(tape, error, x)
         var loss = quantizerLoss.map { tape.add(reconstructionLoss, $0) } ?? reconstructionLoss
         let adversarialOn = discriminator != nil && step >= options.adversarialStart
         var adversarial: Float?
@@ -125,6 +130,35 @@ public final class AutoencoderTrainer {
         step += 1
         return Report(reconstruction: reconstructionLoss.item, quantizer: quantizerLoss?.item ?? 0, adversarial: adversarial,
                       discriminator: discriminatorLoss, perplexity: perplexity(codes))
+    }
+
+    /// The mean squared error, or with `edgeWeight` ≠ 1 its edge-weighted mean.
+    private func reconstructionError(_ tape: Tape, _ error: Tensor, _ x: Tensor) -> Tensor {
+        let squared = tape.mul(error, error)  // (B, 3, H, W)
+        guard options.edgeWeight != 1 else { return tape.mean(squared) }
+        let weights = Self.edgeWeights(x, weight: options.edgeWeight)  // (B, 3, H, W)
+        let total = (0..<weights.count).reduce(Float(0)) { $0 + weights.data[$1] }
+        return tape.scale(tape.mean(tape.mul(squared, weights)), by: Float(weights.count) / total)
+    }
+
+    /// `weight` at every channel of a pixel whose colour differs from one of its 4-neighbours'
+    /// in pictures (B, 3, H, W), 1 elsewhere.
+    public static func edgeWeights(_ x: Tensor, weight: Float) -> Tensor {
+        let (batch, height, width) = (x.shape[0], x.shape[2], x.shape[3]), plane = height * width
+        let weights = Tensor(shape: x.shape)
+        for b in 0..<batch {
+            let picture = x.data + b * 3 * plane
+            func differ(_ p: Int, _ q: Int) -> Bool { (0..<3).contains { picture[$0 * plane + p] != picture[$0 * plane + q] } }
+            for row in 0..<height {
+                for column in 0..<width {
+                    let p = row * width + column
+                    let edge = (column > 0 && differ(p, p - 1)) || (column + 1 < width && differ(p, p + 1))
+                        || (row > 0 && differ(p, p - width)) || (row + 1 < height && differ(p, p + width))
+                    for c in 0..<3 { weights.data[b * 3 * plane + c * plane + p] = edge ? weight : 1 }
+                }
+            }
+        }
+        return weights
     }
 
     /// Encoder and quantizer on the tape (the quantizer updates its codebook and gives its loss).

@@ -99,6 +99,8 @@ struct TrainAutoencoder: ParsableCommand {
     var adversarialWeight: Float = 0
     @Option(name: .customLong("adversarial-start"), help: "Step from which the discriminator trains.")
     var adversarialStart = 2000
+    @Option(name: .customLong("edge-weight"), help: "How many times the squared error of an edge pixel (one whose colour differs from a neighbour's) counts in the reconstruction loss; 1 is plain MSE.")
+    var edgeWeight: Float = 1
     @Flag(help: "Flip training pictures horizontally at random.")
     var flip = false
     @Option(help: "Seed of initialisation, data order and restarts.")
@@ -117,7 +119,9 @@ struct TrainAutoencoder: ParsableCommand {
         guard (steps ?? 1) > 0, batchSize > 0, batchSize <= 1024, checkpointEvery > 0, validateEvery > 0, validationCount > 0 else {
             throw ValidationError("--steps, --batch-size (≤ 1024), --checkpoint-every, --validate-every and --validation-count must be positive")
         }
-        guard learningRate > 0, adversarialWeight >= 0 else { throw ValidationError("--learning-rate must be > 0, --adversarial-weight ≥ 0") }
+        guard learningRate > 0, adversarialWeight >= 0, edgeWeight >= 1 else {
+            throw ValidationError("--learning-rate must be > 0, --adversarial-weight ≥ 0, --edge-weight ≥ 1")
+        }
     }
 
     func run() throws {
@@ -136,6 +140,7 @@ struct TrainAutoencoder: ParsableCommand {
         options.adversarialWeight = adversarialWeight
         options.adversarialStart = adversarialStart
         options.flip = flip
+        options.edgeWeight = edgeWeight
         options.seed = seed
         options.decoderOnly = fineTuneDecoder
         if resume {

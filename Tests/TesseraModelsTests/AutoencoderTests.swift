@@ -261,6 +261,21 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         #expect(after.psnr > before + 8 && after.psnr > 24, "PSNR \(before) → \(after.psnr) dB")
     }
 
+    @Test func edgePixelsAreThoseBesideAnotherColour() {
+        // White 6×6 with a 2×2 red block at rows and columns 2–3: the block's 4 pixels and the
+        // 8 beside its sides differ from a 4-neighbour; the block's diagonal neighbours do not.
+        let red: [Float] = [0.7, -0.7, -0.7]
+        let x = Tensor(shape: [1, 3, 6, 6], values: (0..<3).flatMap { c in
+            (0..<36).map { p in (2...3).contains(p / 6) && (2...3).contains(p % 6) ? red[c] : 1 }
+        })
+        let weights = AutoencoderTrainer.edgeWeights(x, weight: 5)
+        for p in 0..<36 {
+            let (row, column) = (p / 6, p % 6)
+            let besideBlock = ((2...3).contains(row) && (1...4).contains(column)) || ((2...3).contains(column) && (1...4).contains(row))
+            for c in 0..<3 { #expect(weights.values[c * 36 + p] == (besideBlock ? 5 : 1), "pixel (\(row), \(column))") }
+        }
+    }
+
     @Test func resumeContinuesExactly() throws {
         var options = AutoencoderTrainingOptions()
         options.steps = 6
@@ -268,6 +283,7 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         options.adversarialWeight = 0.1
         options.adversarialStart = 2
         options.flip = true
+        options.edgeWeight = 3
         let pictures = blockPictures(2, seed: 12)
         let batch = Array(pictures.joined())
         let folder = try temporaryFolder("ae")
