@@ -1,7 +1,7 @@
-// One training step of the autoencoder: reconstruction MSE + the quantizer's term (+ the
-// generator's hinge term once the discriminator is on), AdamW with clipping and the warm-up +
-// cosine schedule; then the discriminator's own step. Also the held-out figures: PSNR and,
-// on Shapes data, the checker's exact match of reconstructions.
+// One training step of the autoencoder: reconstruction MSE (edge pixels weighted, if asked) + the
+// quantizer's term (+ the generator's hinge term once the discriminator is on), AdamW with clipping
+// and the warm-up + cosine schedule; then the discriminator's own step. Also the held-out figures:
+// PSNR and, on Shapes data, the checker's exact match of reconstructions.
 import Foundation
 import TesseraData
 import TesseraImage
@@ -148,7 +148,9 @@ public final class AutoencoderTrainer {
         let weights = Tensor(shape: x.shape)
         for b in 0..<batch {
             let picture = x.data + b * 3 * plane
-            func differ(_ p: Int, _ q: Int) -> Bool { (0..<3).contains { picture[$0 * plane + p] != picture[$0 * plane + q] } }
+            func differ(_ p: Int, _ q: Int) -> Bool {
+                (0..<3).contains { picture[$0 * plane + p] != picture[$0 * plane + q] }
+            }
             for row in 0..<height {
                 for column in 0..<width {
                     let p = row * width + column

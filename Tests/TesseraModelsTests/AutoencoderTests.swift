@@ -271,7 +271,8 @@ func blockPictures(_ count: Int, seed: UInt64) -> [[Float]] {
         let weights = AutoencoderTrainer.edgeWeights(x, weight: 5)
         for p in 0..<36 {
             let (row, column) = (p / 6, p % 6)
-            let besideBlock = ((2...3).contains(row) && (1...4).contains(column)) || ((2...3).contains(column) && (1...4).contains(row))
+            let besideBlock = ((2...3).contains(row) && (1...4).contains(column))
+                || ((2...3).contains(column) && (1...4).contains(row))
             for c in 0..<3 { #expect(weights.values[c * 36 + p] == (besideBlock ? 5 : 1), "pixel (\(row), \(column))") }
         }
     }
