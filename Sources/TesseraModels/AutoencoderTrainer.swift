@@ -137,7 +137,7 @@ public final class AutoencoderTrainer {
         let squared = tape.mul(error, error)  // (B, 3, H, W)
         guard options.edgeWeight != 1 else { return tape.mean(squared) }
         let weights = Self.edgeWeights(x, weight: options.edgeWeight)  // (B, 3, H, W)
-        let total = (0..<weights.count).reduce(Float(0)) { $0 + weights.data[$1] }
+        let total = TesseraKernels.sum(weights.data, weights.count)
         return tape.scale(tape.mean(tape.mul(squared, weights)), by: Float(weights.count) / total)
     }
 

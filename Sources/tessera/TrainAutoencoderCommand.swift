@@ -99,7 +99,7 @@ struct TrainAutoencoder: ParsableCommand {
     var adversarialWeight: Float = 0
     @Option(name: .customLong("adversarial-start"), help: "Step from which the discriminator trains.")
     var adversarialStart = 2000
-    @Option(name: .customLong("edge-weight"), help: "How many times the squared error of an edge pixel (one whose colour differs from a neighbour's) counts in the reconstruction loss; 1 is plain MSE.")
+    @Option(name: .customLong("edge-weight"), help: "How many times the squared error of an edge pixel (one whose colour differs from a 4-neighbour's) counts in the reconstruction loss; 1 is plain MSE.")
     var edgeWeight: Float = 1
     @Flag(help: "Flip training pictures horizontally at random.")
     var flip = false
